@@ -1,0 +1,16 @@
+//! pyroscope-relay: receives continuous-profiling data over HTTP and routes
+//! it to Pyroscope-compatible backends, configured with Grafana Alloy's
+//! `pyroscope.*` components.
+//!
+//! # Layout
+//! A request flows one way through these modules:
+//! `receive_http` (listener, decode) → `relabel` (labels) → `pipeline`
+//! (fan-out through `Receiver`s) → `write` (encode, send).
+//! `config` parses the Alloy language, `runtime` builds and reloads the
+//! component graph, `codec` holds the wire formats, `admin` serves the
+//! process endpoints and `telemetry` the logs and metrics.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod pipeline;

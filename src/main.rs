@@ -1,0 +1,3 @@
+fn main() {
+    println!("pyroscope-relay {}", env!("CARGO_PKG_VERSION"));
+}
