@@ -15,3 +15,4 @@
 pub mod codec;
 pub mod pipeline;
 pub mod runtime;
+pub mod telemetry;
