@@ -14,3 +14,4 @@
 
 pub mod codec;
 pub mod pipeline;
+pub mod relabel;
