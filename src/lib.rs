@@ -14,5 +14,6 @@
 
 pub mod codec;
 pub mod pipeline;
+pub mod relabel;
 pub mod runtime;
 pub mod telemetry;

@@ -1,0 +1,99 @@
+//! The appender behind a relabel component's `receiver`.
+
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+use super::process::apply;
+use super::{Shared, State};
+use crate::pipeline::{AppendError, Appender, Labels, Payload, Profile, Receiver, fan_out};
+
+pub(super) struct RelabelAppender(Arc<Shared>);
+
+impl RelabelAppender {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self(shared)
+    }
+}
+
+impl Appender for RelabelAppender {
+    fn append(&self, profile: Profile) -> BoxFuture<'_, Result<(), AppendError>> {
+        Box::pin(self.0.append(profile))
+    }
+}
+
+impl Shared {
+    async fn append(&self, mut profile: Profile) -> Result<(), AppendError> {
+        let state = self.state.load_full();
+        let any_left = match &mut profile.payload {
+            Payload::Push(series) => {
+                series.retain_mut(|s| self.relabel(&state, &mut s.labels));
+                !series.is_empty()
+            }
+            Payload::Ingest(ingest) => self.relabel(&state, &mut ingest.labels),
+        };
+        if !any_left {
+            // Everything was dropped: the sender is told it succeeded.
+            return Ok(());
+        }
+        forward(&state.args.forward_to, profile).await
+    }
+
+    /// Relabels one label set in place; `false` means it was dropped.
+    /// Counts it as Alloy does (one profile per series or ingest request).
+    fn relabel(&self, state: &State, labels: &mut Labels) -> bool {
+        let m = &self.metrics;
+        m.processed.inc();
+        if labels.is_empty() {
+            m.written.inc();
+            return true;
+        }
+        let outcome = match self.cache.get(labels) {
+            Some(cached) => {
+                m.cache_hits.inc();
+                cached
+            }
+            None => {
+                m.cache_misses.inc();
+                let outcome = apply(&state.rules, labels);
+                self.cache.insert(state.generation, labels, &outcome);
+                outcome
+            }
+        };
+        match outcome {
+            Some(relabeled) => {
+                *labels = relabeled;
+                m.written.inc();
+                true
+            }
+            None => {
+                m.dropped.inc();
+                false
+            }
+        }
+    }
+}
+
+/// Sends `profile` to every target in parallel. Fails if any target failed,
+/// naming each, with the first failure's code and HTTP status.
+async fn forward(targets: &[Receiver], profile: Profile) -> Result<(), AppendError> {
+    let results = fan_out(targets, profile).await;
+    let mut first: Option<AppendError> = None;
+    let mut messages = Vec::new();
+    for (target, result) in targets.iter().zip(results) {
+        if let Err(e) = result {
+            messages.push(format!(
+                "failed to forward to {}: {}",
+                target.component_id(),
+                e.message
+            ));
+            first.get_or_insert(e);
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(mut error) => {
+            error.message = messages.join("; ");
+            Err(error)
+        }
+    }
+}
