@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod pipeline;
 pub mod relabel;
 pub mod runtime;
