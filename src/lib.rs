@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod config;
 pub mod pipeline;
+pub mod receive_http;
 pub mod relabel;
 pub mod runtime;
 pub mod telemetry;

@@ -1,0 +1,158 @@
+//! Reading a request body into one buffer, bounded in size and time.
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+/// Most bytes reserved up front from a declared `Content-Length`: a client
+/// may declare a large body and send nothing, and one connection must not
+/// be able to pin the whole limit in memory that way.
+const MAX_PREALLOCATION: usize = 1024 * 1024;
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BodyError {
+    #[error("request body too large: the limit is {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("timed out reading the request body")]
+    TimedOut,
+    #[error("failed to read the request body: {0}")]
+    Read(String),
+}
+
+/// The declared `Content-Length`, if any and valid.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads the whole body, refusing it as soon as it is known to exceed
+/// `limit` (from `Content-Length` before reading anything, otherwise while
+/// counting frames), and giving up at `deadline`.
+///
+/// A body that arrives in one frame is kept as it is; otherwise frames are
+/// copied once into a single buffer.
+pub(super) async fn read_limited<B>(
+    body: B,
+    declared: Option<u64>,
+    limit: u64,
+    deadline: Option<Instant>,
+) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let reading = collect(body, declared, limit);
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, reading)
+            .await
+            .unwrap_or(Err(BodyError::TimedOut)),
+        None => reading.await,
+    }
+}
+
+async fn collect<B>(mut body: B, declared: Option<u64>, limit: u64) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut first: Option<Bytes> = None;
+    let mut buffer: Option<BytesMut> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // request trailers carry nothing we use
+        };
+        if data.is_empty() {
+            continue;
+        }
+        total = total.saturating_add(data.len() as u64);
+        if total > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        match (&mut first, &mut buffer) {
+            (None, None) => first = Some(data),
+            (Some(head), None) => {
+                let expected = declared.unwrap_or(0).max(total);
+                let capacity = usize::try_from(expected)
+                    .unwrap_or(usize::MAX)
+                    .min(MAX_PREALLOCATION.max(total as usize));
+                let mut joined = BytesMut::with_capacity(capacity);
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(&data);
+                first = None;
+                buffer = Some(joined);
+            }
+            (_, Some(joined)) => joined.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, buffer) {
+        (Some(only), _) => only,
+        (None, Some(joined)) => joined.freeze(),
+        (None, None) => Bytes::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> StreamBody<
+        impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, Infallible>> + Unpin,
+    > {
+        let frames: Vec<_> = parts
+            .iter()
+            .map(|p| Ok(http_body::Frame::data(Bytes::from_static(p))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn one_frame_is_kept_and_many_are_joined() {
+        let only = Bytes::from_static(b"abc");
+        let read = read_limited(Full::new(only.clone()), Some(3), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(read.as_ptr(), only.as_ptr());
+        let read = read_limited(chunks(&[b"ab", b"", b"cd", b"e"]), None, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(&read[..], b"abcde");
+    }
+
+    #[tokio::test]
+    async fn limits_are_enforced_up_front_and_while_streaming() {
+        let err = read_limited(Full::new(Bytes::new()), Some(11), 10, None).await;
+        assert!(matches!(err, Err(BodyError::TooLarge { limit: 10 })));
+        let err = read_limited(chunks(&[b"123456", b"78901"]), None, 10, None).await;
+        assert!(matches!(err, Err(BodyError::TooLarge { limit: 10 })));
+        let ok = read_limited(chunks(&[b"12345", b"67890"]), None, 10, None).await;
+        assert_eq!(ok.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn deadline_stops_a_stalled_body() {
+        let stalled = StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<Bytes>, Infallible>,
+        >());
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let err = read_limited(stalled, None, 10, Some(deadline)).await;
+        assert!(matches!(err, Err(BodyError::TimedOut)));
+    }
+}

@@ -1,0 +1,341 @@
+//! Per-connection timekeeping for the read, write and idle timeouts.
+//!
+//! [`TrackedIo`] wraps a connection's byte stream and notes when a request
+//! head starts arriving and when writes stall; the handler notes when
+//! requests begin and end. The connection task asks [`ConnClock::verdict`]
+//! whether the connection must close, and when to ask again.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The start of every HTTP/2 connection.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// The server's timeouts; zero disables one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    pub read: Duration,
+    pub write: Duration,
+    /// Between HTTP/1 requests.
+    pub idle: Duration,
+    /// With no open stream, on HTTP/2.
+    pub h2_idle: Duration,
+}
+
+/// What the connection task must do.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Carry on; ask again at the given time (or when notified).
+    Keep(Option<Instant>),
+    /// Close gracefully: idle, nothing in flight.
+    Idle,
+    /// Close now, for this reason.
+    Close(&'static str),
+}
+
+/// Timestamps are milliseconds since `origin`, plus one so that 0 can mean
+/// "not set".
+#[derive(Debug)]
+pub(super) struct ConnClock {
+    origin: Instant,
+    requests_begun: AtomicU64,
+    in_flight: AtomicU64,
+    idle_since: AtomicU64,
+    head_started: AtomicU64,
+    write_blocked: AtomicU64,
+    first_read: AtomicBool,
+    h2: AtomicBool,
+    changed: Notify,
+}
+
+impl ConnClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: Instant::now(),
+            requests_begun: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            idle_since: AtomicU64::new(1),
+            head_started: AtomicU64::new(0),
+            write_blocked: AtomicU64::new(0),
+            first_read: AtomicBool::new(true),
+            h2: AtomicBool::new(false),
+            changed: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64 + 1
+    }
+
+    fn instant(&self, stamp: u64) -> Instant {
+        self.origin + Duration::from_millis(stamp.saturating_sub(1))
+    }
+
+    /// Resolves when the state changed in a way that moves a deadline.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// A request's handler starts. Returns the guard that ends it and,
+    /// for HTTP/1, when the request's head started to arrive (the first
+    /// request of a connection counts from the connection's start, as
+    /// Go's server does).
+    pub fn begin_request(self: &Arc<Self>) -> (RequestGuard, Option<Instant>) {
+        let begun = self.requests_begun.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let head = self.head_started.swap(0, Ordering::AcqRel);
+        let started = if self.h2.load(Ordering::Acquire) {
+            None
+        } else if begun == 0 {
+            Some(self.origin)
+        } else {
+            (head != 0).then(|| self.instant(head))
+        };
+        (RequestGuard(self.clone()), started)
+    }
+
+    fn on_read(&self, data: &[u8]) {
+        if self.first_read.swap(false, Ordering::AcqRel) {
+            let n = data.len().min(H2_PREFACE.len());
+            if n > 0 && data[..n] == H2_PREFACE[..n] {
+                self.h2.store(true, Ordering::Release);
+            }
+        }
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == 0
+            && !self.h2.load(Ordering::Acquire)
+        {
+            self.head_started.store(self.now(), Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    fn on_write(&self, pending: bool) {
+        let blocked = self.write_blocked.load(Ordering::Acquire);
+        if pending && blocked == 0 {
+            self.write_blocked.store(self.now(), Ordering::Release);
+            self.changed.notify_one();
+        } else if !pending && blocked != 0 {
+            self.write_blocked.store(0, Ordering::Release);
+        }
+    }
+
+    /// Whether the connection must close at `now`, and when to look again.
+    pub fn verdict(&self, t: &Timeouts, now: Instant) -> Verdict {
+        let mut next: Option<Instant> = None;
+        let mut consider = |deadline: Instant| {
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
+        };
+        let blocked = self.write_blocked.load(Ordering::Acquire);
+        if blocked != 0 && !t.write.is_zero() {
+            let deadline = self.instant(blocked) + t.write;
+            if now >= deadline {
+                return Verdict::Close("write timeout: the client stopped reading");
+            }
+            consider(deadline);
+        }
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            let h2 = self.h2.load(Ordering::Acquire);
+            let first = self.requests_begun.load(Ordering::Acquire) == 0;
+            let head = self.head_started.load(Ordering::Acquire);
+            if !h2 && (head != 0 || first) && !t.read.is_zero() {
+                let start = if first {
+                    self.origin
+                } else {
+                    self.instant(head)
+                };
+                let deadline = start + t.read;
+                if now >= deadline {
+                    return Verdict::Close("read timeout: no complete request head");
+                }
+                consider(deadline);
+            } else {
+                let limit = match (first, h2) {
+                    (true, _) => t.read,
+                    (false, true) => t.h2_idle,
+                    (false, false) => t.idle,
+                };
+                if !limit.is_zero() {
+                    let deadline = self.instant(self.idle_since.load(Ordering::Acquire)) + limit;
+                    if now >= deadline {
+                        return Verdict::Idle;
+                    }
+                    consider(deadline);
+                }
+            }
+        }
+        Verdict::Keep(next)
+    }
+}
+
+/// Ends a request when dropped (also when the client went away).
+#[derive(Debug)]
+pub(super) struct RequestGuard(Arc<ConnClock>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let clock = &self.0;
+        if clock.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            clock.idle_since.store(clock.now(), Ordering::Release);
+            clock.changed.notify_one();
+        }
+    }
+}
+
+/// A byte stream that reports its reads and stalled writes to a clock.
+#[derive(Debug)]
+pub(super) struct TrackedIo<T> {
+    inner: T,
+    clock: Arc<ConnClock>,
+}
+
+impl<T> TrackedIo<T> {
+    pub fn new(inner: T, clock: Arc<ConnClock>) -> Self {
+        Self { inner, clock }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            let read = &buf.filled()[before..];
+            if !read.is_empty() {
+                self.clock.on_read(read);
+            }
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.clock.on_write(result.is_pending());
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.clock.on_write(result.is_pending());
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.clock.on_write(result.is_pending());
+        result
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timeouts = Timeouts {
+        read: Duration::from_secs(30),
+        write: Duration::from_secs(30),
+        idle: Duration::from_secs(120),
+        h2_idle: Duration::from_secs(120),
+    };
+    const SLACK: Duration = Duration::from_millis(50);
+
+    /// `verdict` is `Keep` with a next check close to `expected` (stamps
+    /// are kept in whole milliseconds).
+    fn assert_next(verdict: Verdict, expected: Instant) {
+        let Verdict::Keep(Some(next)) = verdict else {
+            panic!("expected a next check, got {verdict:?}");
+        };
+        assert!(
+            next <= expected && expected - next < SLACK,
+            "{next:?} vs {expected:?}"
+        );
+    }
+
+    #[test]
+    fn first_request_counts_from_the_connection_start() {
+        let clock = ConnClock::new();
+        let origin = clock.origin;
+        assert_eq!(
+            clock.verdict(&T, origin),
+            Verdict::Keep(Some(origin + T.read))
+        );
+        assert!(matches!(
+            clock.verdict(&T, origin + T.read),
+            Verdict::Close(_)
+        ));
+        let (guard, head) = clock.begin_request();
+        assert_eq!(head, Some(origin));
+        assert_eq!(clock.verdict(&T, origin + T.read), Verdict::Keep(None));
+        drop(guard);
+    }
+
+    #[test]
+    fn keep_alive_uses_idle_then_read_timeout() {
+        let clock = ConnClock::new();
+        let (guard, _) = clock.begin_request();
+        drop(guard);
+        let idle_from = Instant::now();
+        assert_next(clock.verdict(&T, idle_from), idle_from + T.idle);
+        assert_eq!(clock.verdict(&T, idle_from + T.idle), Verdict::Idle);
+        clock.on_read(b"POST /in");
+        let head = Instant::now();
+        assert_next(clock.verdict(&T, head), head + T.read);
+        assert!(matches!(
+            clock.verdict(&T, head + T.read),
+            Verdict::Close(_)
+        ));
+        let (_guard, started) = clock.begin_request();
+        let started = started.unwrap();
+        assert!(started <= head && head - started < SLACK);
+        assert_eq!(clock.verdict(&T, head + T.idle), Verdict::Keep(None));
+    }
+
+    #[test]
+    fn h2_ignores_bytes_between_streams_and_stalled_writes_close() {
+        let clock = ConnClock::new();
+        clock.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        let (guard, head) = clock.begin_request();
+        assert_eq!(head, None);
+        drop(guard);
+        clock.on_read(b"ping");
+        let now = Instant::now();
+        assert_next(clock.verdict(&T, now), now + T.h2_idle);
+        clock.on_write(true);
+        assert!(matches!(
+            clock.verdict(&T, now + T.write),
+            Verdict::Close(_)
+        ));
+        clock.on_write(false);
+        assert_next(clock.verdict(&T, now + T.write), now + T.h2_idle);
+    }
+}

@@ -1,0 +1,180 @@
+//! `POST /ingest`: the body is forwarded exactly as received, never parsed
+//! or decompressed; only the `name` query parameter is read, for labels.
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{Request, StatusCode};
+use http_body::Body;
+
+use super::body::{self, BodyError};
+use super::forward;
+use super::reply;
+use super::router::{App, Deadlines, Outcome};
+use crate::codec::labelset;
+use crate::pipeline::{IngestProfile, Labels, Payload, Profile};
+
+pub(super) async fn handle<B>(request: Request<B>, app: &App, deadlines: Deadlines) -> Outcome
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (response, body_unread) = match serve(request, app, deadlines).await {
+        Ok(response) => (response, false),
+        Err(response) => (response, true),
+    };
+    Outcome {
+        body_unread,
+        ..Outcome::new(response, "ingest", "http")
+    }
+}
+
+/// The answer; `Err` when the body could not be read to its end.
+async fn serve<B>(
+    request: Request<B>,
+    app: &App,
+    deadlines: Deadlines,
+) -> Result<reply::HttpResponse, reply::HttpResponse>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = request.into_parts();
+    let settings = app.settings();
+    let declared = body::content_length(&parts.headers);
+    let body = match body::read_limited(body, declared, settings.body_limit, deadlines.read).await {
+        Ok(body) => body,
+        Err(err) => return Err(body_error(err)),
+    };
+    app.metrics.received("ingest", body.len(), 1);
+    if settings.forward_to.is_empty() {
+        return Ok(reply::plain(StatusCode::OK, Bytes::new()));
+    }
+
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let profile = Profile {
+        payload: Payload::Ingest(IngestProfile {
+            body,
+            content_types: parts
+                .headers
+                .get_all(CONTENT_TYPE)
+                .iter()
+                .cloned()
+                .collect(),
+            path: parts.uri.path().to_owned(),
+            labels: labels_from_query(&query),
+            query,
+        }),
+        forwarded_headers: forward::forwarded_headers(&parts.headers, &settings.forward_headers),
+        deadline: deadlines.respond,
+    };
+    let Err(failures) = forward::deliver(&settings.forward_to, profile, deadlines.respond).await
+    else {
+        return Ok(reply::plain(StatusCode::OK, Bytes::new()));
+    };
+    for (i, err) in &failures.errors {
+        tracing::warn!(appendable = i, error = %err, "failed to ingest profile");
+    }
+    if failures.timed_out {
+        return Ok(reply::plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timed out waiting for the receivers (server_write_timeout)\n",
+        ));
+    }
+    Ok(match failures.most_meaningful_with_status() {
+        Some((status, err)) if status >= 400 => match StatusCode::from_u16(status) {
+            Ok(status) => reply::plain(status, format!("{}\n", err.message)),
+            Err(_) => failed(),
+        },
+        _ => failed(),
+    })
+}
+
+fn failed() -> reply::HttpResponse {
+    reply::plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Failed to process request\n",
+    )
+}
+
+fn body_error(err: BodyError) -> reply::HttpResponse {
+    let status = match err {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+        BodyError::Read(_) => StatusCode::BAD_REQUEST,
+    };
+    reply::plain(status, format!("{err}\n"))
+}
+
+/// Labels from the `name` parameter, as Alloy builds them: parsed with the
+/// Pyroscope labelset grammar (a parse error is logged and gives no
+/// labels), then `service_name` / `app_name` from `__name__`.
+pub(super) fn labels_from_query(query: &str) -> Labels {
+    let mut labels = match query_value(query, "name") {
+        Some(name) if !name.is_empty() => labelset::parse(&name).unwrap_or_else(|err| {
+            tracing::warn!(name = %name, error = %err, "failed to parse the name parameter");
+            Labels::new()
+        }),
+        _ => Labels::new(),
+    };
+    forward::ensure_service_name(&mut labels);
+    labels
+}
+
+/// The first value of `key` in a URL query, decoded as Go's
+/// `url.ParseQuery` does (`+` is a space; a pair with a bad `%` escape or
+/// a `;` is skipped).
+pub(super) fn query_value(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.contains(';'))
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((unescape(k)?, unescape(v)?))
+        })
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// Form-URL-decoding; `None` on a malformed escape.
+fn unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_decode_like_go() {
+        let q = "from=1&name=app%7Benv%3Dprod%7D&name=second&x=a+b";
+        assert_eq!(query_value(q, "name").as_deref(), Some("app{env=prod}"));
+        assert_eq!(query_value(q, "x").as_deref(), Some("a b"));
+        assert_eq!(query_value(q, "missing"), None);
+        assert_eq!(
+            query_value("name=%zz&name=ok", "name").as_deref(),
+            Some("ok")
+        );
+        assert_eq!(query_value("name", "name").as_deref(), Some(""));
+        assert_eq!(query_value("name=%+1", "name"), None);
+        assert_eq!(query_value("a=1;name=x", "name"), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! `POST /push.v1.PusherService/Push` in Connect, gRPC and gRPC-Web: one
+//! path from headers to receivers, differing only in where the timeout
+//! and compression are named, whether the message is framed, and how the
+//! answer is shaped (`reply`).
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body::Body;
+use tokio::time::Instant;
+
+use super::body::{self, BodyError};
+use super::forward::{self, Failures};
+use super::reply::{self, HttpResponse};
+use super::router::{App, Deadlines, Outcome};
+use crate::codec::compress::{self, Compression};
+use crate::codec::push::{decode_push, series_from_proto};
+use crate::codec::rpc::{Codec, Protocol, classify};
+use crate::codec::{Code, CodecError, envelope, timeout};
+use crate::pipeline::{Payload, Profile, Series};
+
+/// How many label sets an error message names before "and N more".
+const DESCRIBED_SERIES: usize = 3;
+
+/// A push that failed, with the code to answer with.
+#[derive(Debug)]
+struct RpcError {
+    code: Code,
+    message: String,
+    /// The request body was not read to its end.
+    body_unread: bool,
+}
+
+impl RpcError {
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            body_unread: false,
+        }
+    }
+}
+
+impl From<CodecError> for RpcError {
+    fn from(err: CodecError) -> Self {
+        Self::new(err.code(), err.to_string())
+    }
+}
+
+pub(super) async fn handle<B>(request: Request<B>, app: &App, deadlines: Deadlines) -> Outcome
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let Some((protocol, codec)) = content_type.and_then(classify) else {
+        return Outcome::new(reply::unsupported_media_type(), "push", "http");
+    };
+    let result = serve(protocol, codec, request, app, deadlines).await;
+    let (response, status, body_unread): (HttpResponse, &'static str, bool) = match result {
+        Ok(()) => (reply::rpc_ok(protocol, codec), "ok", false),
+        Err(err) => {
+            tracing::debug!(code = err.code.name(), message = %err.message, "push failed");
+            let response = reply::rpc_error(protocol, codec, err.code, &err.message);
+            (response, err.code.name(), err.body_unread)
+        }
+    };
+    Outcome {
+        response,
+        route: "push",
+        protocol: protocol_label(protocol),
+        status: status.to_owned(),
+        body_unread,
+    }
+}
+
+fn protocol_label(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Connect => "connect",
+        Protocol::Grpc => "grpc",
+        Protocol::GrpcWeb => "grpc_web",
+    }
+}
+
+async fn serve<B>(
+    protocol: Protocol,
+    codec: Codec,
+    request: Request<B>,
+    app: &App,
+    deadlines: Deadlines,
+) -> Result<(), RpcError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = request.into_parts();
+    let caller_deadline = caller_timeout(protocol, &parts.headers)?.map(|t| Instant::now() + t);
+    let compression = request_compression(protocol, &parts.headers)?;
+    let settings = app.settings();
+
+    let read_deadline = earliest(deadlines.read, caller_deadline);
+    let declared = body::content_length(&parts.headers);
+    let body = body::read_limited(body, declared, settings.body_limit, read_deadline)
+        .await
+        .map_err(|err| body_error(err, caller_deadline))?;
+    app.metrics.received("push", body.len(), 0);
+
+    let limit = usize::try_from(settings.decompressed_limit).unwrap_or(usize::MAX);
+    let message = unwrap_message(protocol, compression, body, &settings, limit)?;
+    let series = series_from_proto(decode_push(message, codec)?);
+    let profiles: usize = series.iter().map(|s| s.samples.len()).sum();
+    app.metrics.received("push", 0, profiles);
+    if series.is_empty() || settings.forward_to.is_empty() {
+        return Ok(());
+    }
+
+    let described = describe(&series);
+    let series = series
+        .into_iter()
+        .map(|mut s| {
+            forward::ensure_service_name(&mut s.labels);
+            s
+        })
+        .collect();
+    let deadline = earliest(deadlines.respond, caller_deadline);
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return Err(RpcError::new(Code::DeadlineExceeded, "deadline exceeded"));
+    }
+    let profile = Profile {
+        payload: Payload::Push(series),
+        forwarded_headers: forward::forwarded_headers(&parts.headers, &settings.forward_headers),
+        deadline,
+    };
+    forward::deliver(&settings.forward_to, profile, deadline)
+        .await
+        .map_err(|failures| push_failure(&failures, &described))
+}
+
+/// The caller's deadline header, as a duration from now.
+fn caller_timeout(
+    protocol: Protocol,
+    headers: &HeaderMap,
+) -> Result<Option<std::time::Duration>, CodecError> {
+    let (name, parse): (_, fn(&str) -> Result<_, CodecError>) = match protocol {
+        Protocol::Connect => ("connect-timeout-ms", timeout::parse_connect_timeout_ms),
+        Protocol::Grpc | Protocol::GrpcWeb => ("grpc-timeout", timeout::parse_grpc_timeout),
+    };
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => parse(value.to_str().unwrap_or("\u{fffd}")).map(Some),
+    }
+}
+
+/// The compression the request names: `Content-Encoding` for the whole
+/// Connect body, `grpc-encoding` for gRPC messages flagged compressed.
+fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compression, CodecError> {
+    let name = match protocol {
+        Protocol::Connect => http::header::CONTENT_ENCODING.as_str(),
+        Protocol::Grpc | Protocol::GrpcWeb => "grpc-encoding",
+    };
+    match headers.get(name) {
+        None => Ok(Compression::Identity),
+        Some(value) => Compression::parse(value.to_str().unwrap_or("\u{fffd}")),
+    }
+}
+
+/// The bare, uncompressed message of the body.
+fn unwrap_message(
+    protocol: Protocol,
+    compression: Compression,
+    body: Bytes,
+    settings: &super::router::Settings,
+    decompressed_limit: usize,
+) -> Result<Bytes, CodecError> {
+    let (compressed, message) = if protocol.is_enveloped() {
+        let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
+        let envelope = envelope::parse_single_message(&body, max_len)?;
+        if envelope.compressed && compression == Compression::Identity {
+            return Err(CodecError::CompressedWithoutEncoding);
+        }
+        (envelope.compressed, envelope.message)
+    } else {
+        (compression == Compression::Gzip, body)
+    };
+    if !compressed || message.is_empty() {
+        return Ok(message);
+    }
+    Ok(Bytes::from(compress::gunzip_limited(
+        &message,
+        decompressed_limit,
+    )?))
+}
+
+fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
+    let code = match err {
+        BodyError::TooLarge { .. } => Code::ResourceExhausted,
+        BodyError::TimedOut => Code::DeadlineExceeded,
+        BodyError::Read(_) => Code::InvalidArgument,
+    };
+    let message = match err {
+        BodyError::TimedOut if caller_deadline.is_some_and(|d| d <= Instant::now()) => {
+            "deadline exceeded while reading the request".to_owned()
+        }
+        err => err.to_string(),
+    };
+    RpcError {
+        body_unread: true,
+        ..RpcError::new(code, message)
+    }
+}
+
+/// Alloy's wording, one line per failed receiver:
+/// `unable to append series {app="app-0"} to appendable 1: <error>`.
+fn push_failure(failures: &Failures, described: &str) -> RpcError {
+    let (_, chosen) = failures.most_meaningful();
+    let message = failures
+        .errors
+        .iter()
+        .map(|(i, err)| format!("unable to append series {described} to appendable {i}: {err}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    RpcError::new(chosen.code, message)
+}
+
+/// The series' label sets as received, for error messages.
+fn describe(series: &[Series]) -> String {
+    let mut described: Vec<String> = series
+        .iter()
+        .take(DESCRIBED_SERIES)
+        .map(|s| s.labels.to_string())
+        .collect();
+    if series.len() > DESCRIBED_SERIES {
+        described.push(format!("and {} more", series.len() - DESCRIBED_SERIES));
+    }
+    described.join(", ")
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
