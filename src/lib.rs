@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod codec;
 pub mod config;
 pub mod pipeline;
