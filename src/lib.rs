@@ -20,3 +20,4 @@ pub mod receive_http;
 pub mod relabel;
 pub mod runtime;
 pub mod telemetry;
+pub mod write;

@@ -1,0 +1,98 @@
+//! The appender installed behind the component's `receiver`: the current
+//! endpoints and external labels, swapped atomically on update.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use futures_util::future::{BoxFuture, join_all};
+use tokio::time::Instant;
+
+use super::endpoint::Endpoint;
+use super::metrics::{Metrics, TotalLatency, observe};
+use super::{Arguments, WriteError, ingest, push};
+use crate::pipeline::{AppendError, Appender, Payload, Profile};
+
+/// Everything one append needs; immutable once built.
+pub(super) struct State {
+    /// Sorted by name.
+    pub external: Vec<(String, String)>,
+    pub endpoints: Vec<Endpoint>,
+    totals: TotalLatency,
+}
+
+impl State {
+    pub fn build(
+        component_id: &str,
+        args: &Arguments,
+        metrics: &Metrics,
+    ) -> Result<Self, WriteError> {
+        let endpoints = args
+            .endpoints
+            .iter()
+            .map(|cfg| Endpoint::build(component_id, cfg, metrics))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            external: args
+                .external_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            endpoints,
+            totals: metrics.totals(component_id),
+        })
+    }
+
+    async fn append(&self, profile: Profile) -> Result<(), AppendError> {
+        let started = Instant::now();
+        let (result, total) = match &profile.payload {
+            Payload::Push(series) => (
+                push::append(self, series, &profile).await,
+                &self.totals.push,
+            ),
+            Payload::Ingest(ingest) => (
+                ingest::append(self, ingest, &profile).await,
+                &self.totals.ingest,
+            ),
+        };
+        observe(total, started.elapsed());
+        result
+    }
+}
+
+/// Runs `send` for every endpoint in parallel. Succeeds only if all did;
+/// otherwise the error of the first failing endpoint (in config order)
+/// gives the code and status, and every failure's message is joined.
+pub(super) async fn all_endpoints<'a, F, Fut>(state: &'a State, send: F) -> Result<(), AppendError>
+where
+    F: Fn(&'a Endpoint) -> Fut,
+    Fut: Future<Output = Result<(), AppendError>> + 'a,
+{
+    let results = match state.endpoints.as_slice() {
+        [] => return Ok(()),
+        [only] => vec![send(only).await],
+        many => join_all(many.iter().map(send)).await,
+    };
+    let mut errors = results.into_iter().filter_map(Result::err);
+    let Some(mut first) = errors.next() else {
+        return Ok(());
+    };
+    for other in errors {
+        first.message.push_str("; ");
+        first.message.push_str(&other.message);
+    }
+    Err(first)
+}
+
+/// The appender behind the `receiver` export.
+pub(super) struct WriteAppender {
+    pub state: Arc<ArcSwap<State>>,
+}
+
+impl Appender for WriteAppender {
+    fn append(&self, profile: Profile) -> BoxFuture<'_, Result<(), AppendError>> {
+        // In-flight appends keep the state they started with.
+        let state = self.state.load_full();
+        Box::pin(async move { state.append(profile).await })
+    }
+}

@@ -1,0 +1,134 @@
+//! The push path: `push.v1.PusherService/Push` as a Connect unary call.
+//!
+//! All series of one incoming request go to each endpoint in ONE
+//! `PushRequest` (Alloy sends one request per series). Series whose label
+//! sets are identical after the rewrite are merged into one series with
+//! their samples in arrival order: the server treats each sample as its own
+//! profile either way, and the request gets smaller. If any series has
+//! invalid labels, nothing is sent and the append fails with
+//! `invalid_argument`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+
+use super::appender::{State, all_endpoints};
+use super::send::{Kind, Prepared, send};
+use super::{headers, labels};
+use crate::codec::{Codec, encode_push, series_to_proto};
+use crate::pipeline::{AppendError, Labels, Profile, Series};
+
+const CONNECT_PROTO: HeaderValue = HeaderValue::from_static("application/proto");
+const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
+
+pub(super) async fn append(
+    state: &State,
+    series: &[Series],
+    profile: &Profile,
+) -> Result<(), AppendError> {
+    let body = encode(series, &state.external)?;
+    if state.endpoints.is_empty() || series.is_empty() {
+        return Ok(());
+    }
+    let (bytes, profiles) = (profile.byte_count(), profile.profile_count());
+    all_endpoints(state, |ep| {
+        let mut headers = headers::assemble(&ep.configured_headers, &profile.forwarded_headers);
+        headers.insert(CONTENT_TYPE, CONNECT_PROTO);
+        headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
+        let req = Prepared {
+            url: ep.push_url.clone(),
+            headers,
+            body: body.clone(),
+            bytes,
+            profiles,
+        };
+        send(ep, Kind::Push, req, profile.deadline)
+    })
+    .await
+}
+
+/// Validates every series, rewrites its labels, merges equal label sets
+/// and encodes the `PushRequest`.
+pub(super) fn encode(
+    series: &[Series],
+    external: &[(String, String)],
+) -> Result<Bytes, AppendError> {
+    let mut merged: Vec<Series> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    for s in series {
+        labels::validate(&s.labels)?;
+        let rewritten = labels::for_push(&s.labels, external);
+        match index.get(&rewritten) {
+            Some(&i) => merged[i].samples.extend(s.samples.iter().cloned()),
+            None => {
+                index.insert(rewritten.clone(), merged.len());
+                merged.push(Series {
+                    labels: rewritten,
+                    samples: s.samples.clone(),
+                });
+            }
+        }
+    }
+    Ok(encode_push(&series_to_proto(&merged), Codec::Proto))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::proto::PushRequest;
+    use crate::pipeline::Sample;
+    use prost::Message;
+
+    fn series(pairs: &[(&str, &str)], ids: &[&str]) -> Series {
+        Series {
+            labels: Labels::from_pairs_unsorted(pairs.iter().copied()),
+            samples: ids
+                .iter()
+                .map(|id| Sample {
+                    id: (*id).to_owned(),
+                    raw_profile: Bytes::from_static(b"pprofraw"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn merges_equal_label_sets_after_rewrite() {
+        let external = vec![("env".to_owned(), "prod".to_owned())];
+        let input = [
+            series(&[("__name__", "a"), ("env", "dev")], &["1"]),
+            series(&[("__name__", "b")], &["2"]),
+            series(&[("__name__", "a"), ("__type__", "x")], &["3", "4"]),
+        ];
+        let req = PushRequest::decode(encode(&input, &external).unwrap()).unwrap();
+        assert_eq!(req.series.len(), 2);
+        let ids: Vec<_> = req.series[0]
+            .samples
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["1", "3", "4"]);
+        let names: Vec<_> = req.series[0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(names, [("__name__", "a"), ("env", "prod")]);
+        assert_eq!(req.series[1].samples[0].id, "2");
+    }
+
+    #[test]
+    fn one_invalid_series_rejects_the_request() {
+        let input = [
+            series(&[("__name__", "a")], &["1"]),
+            series(&[("bad-name", "x")], &["2"]),
+        ];
+        let err = encode(&input, &[]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "invalid labels in profile: invalid label name: bad-name"
+        );
+    }
+}
