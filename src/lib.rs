@@ -12,7 +12,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod archive;
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod pipeline;

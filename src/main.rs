@@ -1,3 +1,3 @@
-fn main() {
-    println!("pyroscope-relay {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    pyroscope_relay::cli::main()
 }

@@ -94,6 +94,7 @@
 
 pub mod api;
 pub mod cli;
+mod config;
 mod error;
 mod index;
 mod meta;

@@ -131,6 +131,11 @@ impl SourceMap {
         id
     }
 
+    /// Every file added so far, in the order added.
+    pub fn file_ids(&self) -> impl Iterator<Item = FileId> + use<> {
+        (0..saturating_u32(self.files.len())).map(FileId)
+    }
+
     /// The file's name as given to [`SourceMap::add`]; empty for an unknown id.
     pub fn name(&self, file: FileId) -> &str {
         self.file(file).map_or("", |f| f.name.as_str())

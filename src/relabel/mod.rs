@@ -10,6 +10,7 @@
 
 mod appender;
 mod cache;
+mod config;
 mod metrics;
 mod process;
 mod rule;

@@ -63,41 +63,44 @@ impl FromStr for LogFormat {
     }
 }
 
-type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+// The level filter and the formatter are two reloadable layers: a
+// per-layer filter inside a reloadable layer is not supported by
+// tracing-subscriber.
+type Filtered = tracing_subscriber::layer::Layered<reload::Layer<LevelFilter, Registry>, Registry>;
+type BoxedLayer = Box<dyn Layer<Filtered> + Send + Sync>;
 
 /// Changes the installed logger's level and format.
 #[derive(Clone)]
 pub struct LogHandle {
-    layer: reload::Handle<BoxedLayer, Registry>,
+    level: reload::Handle<LevelFilter, Registry>,
+    format: reload::Handle<BoxedLayer, Filtered>,
 }
 
 impl LogHandle {
     pub fn apply(&self, level: LogLevel, format: LogFormat) {
         // Fails only when the subscriber is gone, i.e. during exit.
-        let _ = self.layer.reload(build_layer(level, format));
+        let _ = self.level.reload(level.filter());
+        let _ = self.format.reload(build_layer(format));
     }
 }
 
 /// Installs the process-wide logger writing to stderr.
 pub fn init(level: LogLevel, format: LogFormat) -> LogHandle {
-    let (layer, handle) = reload::Layer::new(build_layer(level, format));
+    let (level_layer, level) = reload::Layer::new(level.filter());
+    let (format_layer, format) = reload::Layer::new(build_layer(format));
     // A second init (tests) keeps the first logger.
-    let _ = tracing_subscriber::registry().with(layer).try_init();
-    LogHandle { layer: handle }
+    let _ = tracing_subscriber::registry()
+        .with(level_layer)
+        .with(format_layer)
+        .try_init();
+    LogHandle { level, format }
 }
 
-fn build_layer(level: LogLevel, format: LogFormat) -> BoxedLayer {
+fn build_layer(format: LogFormat) -> BoxedLayer {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => fmt
-            .json()
-            .flatten_event(true)
-            .with_filter(level.filter())
-            .boxed(),
-        LogFormat::Logfmt => fmt
-            .event_format(Logfmt)
-            .with_filter(level.filter())
-            .boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Logfmt => fmt.event_format(Logfmt).boxed(),
     }
 }
 

@@ -55,6 +55,9 @@ mod tests {
         let text = encode_text(&registry);
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.contains("process_cpu_seconds_total "), "{text}");
-        assert!(text.contains("pyroscope_relay_build_info{version=\""), "{text}");
+        assert!(
+            text.contains("pyroscope_relay_build_info{version=\""),
+            "{text}"
+        );
     }
 }

