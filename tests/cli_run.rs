@@ -174,3 +174,56 @@ fn not_ready_and_unhealthy_are_reported() {
         "{body}"
     );
 }
+
+/// Sends one /ingest request on an open keep-alive connection and returns
+/// the status code.
+fn ingest_on(stream: &mut std::net::TcpStream) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let body = b"a;b 1";
+    write!(
+        stream,
+        "POST /ingest?name=app.cpu HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut rest = vec![0; length];
+    reader.read_exact(&mut rest).unwrap();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_reload_that_leaves_the_listener_unchanged_keeps_its_connections() {
+    let backend_a = Backend::start(Duration::ZERO, 200);
+    let backend_b = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let relay = Relay::start(&receive_and_write(port, &backend_a.url()));
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(ingest_on(&mut conn), 200);
+
+    relay.write_config(&receive_and_write(port, &backend_b.url()));
+    assert_eq!(http_get(&relay.url("/-/reload")).unwrap().0, 200);
+
+    // The same TCP connection still works, and now reaches backend B.
+    assert_eq!(ingest_on(&mut conn), 200);
+    assert_eq!((backend_a.count(), backend_b.count()), (1, 1));
+}

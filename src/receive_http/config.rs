@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::config::{BlockDecoder, ByteSize, Capsule, DecodeBlock, Secret};
+use crate::config::{BlockDecoder, ByteSize, DecodeBlock, Secret};
 use crate::pipeline::Receiver;
 
 use super::arguments::{
@@ -16,7 +16,7 @@ use super::arguments::{
 impl DecodeBlock for Arguments {
     fn decode(d: &mut BlockDecoder<'_>) -> Self {
         let defaults = Arguments::default();
-        let forward_to = receivers(d);
+        let forward_to: Vec<Receiver> = d.required("forward_to").unwrap_or_default();
         let http = d.block::<HttpConfig>("http").unwrap_or_default();
         let _ignored: Option<IgnoredGrpc> = d.block("grpc");
         let graceful_shutdown_timeout = d.attr(
@@ -69,25 +69,6 @@ impl DecodeBlock for HttpConfig {
 
 fn bytes(size: ByteSize) -> u64 {
     size.0
-}
-
-/// `forward_to`: the `receiver` exports, capsules holding a [`Receiver`].
-fn receivers(d: &mut BlockDecoder<'_>) -> Vec<Receiver> {
-    let capsules: Vec<Capsule> = d.required("forward_to").unwrap_or_default();
-    let mut receivers = Vec::with_capacity(capsules.len());
-    for capsule in capsules {
-        match capsule.downcast_ref::<Receiver>() {
-            Some(receiver) => receivers.push(receiver.clone()),
-            None => {
-                let message = format!(
-                    "forward_to: {} {:?} is not a profiles receiver",
-                    capsule.type_name, capsule.id
-                );
-                report(d, "forward_to", message);
-            }
-        }
-    }
-    receivers
 }
 
 impl DecodeBlock for TlsConfig {

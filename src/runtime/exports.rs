@@ -71,9 +71,12 @@ impl FromValue for Receiver {
         {
             return Ok(receiver.clone());
         }
+        let what = match value {
+            Value::Capsule(capsule) => format!("{} {:?}", capsule.type_name, capsule.id),
+            other => other.describe(),
+        };
         Err(format!(
-            "expected a profiles receiver such as pyroscope.write.<label>.receiver, got {}",
-            value.type_name()
+            "{what} is not a profiles receiver; use an export such as pyroscope.write.<label>.receiver"
         ))
     }
 }
