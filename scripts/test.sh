@@ -15,3 +15,6 @@ cargo clippy --all-targets -- -D warnings
 
 echo "== unit and integration tests"
 cargo test --no-fail-fast
+
+echo "== README quickstart, exactly as written"
+bash scripts/quickstart-test.sh
