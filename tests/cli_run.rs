@@ -227,3 +227,65 @@ fn a_reload_that_leaves_the_listener_unchanged_keeps_its_connections() {
     assert_eq!(ingest_on(&mut conn), 200);
     assert_eq!((backend_a.count(), backend_b.count()), (1, 1));
 }
+
+#[test]
+fn the_admin_api_lists_and_returns_archived_profiles() {
+    let port = free_port();
+    let relay = Relay::start(&format!(
+        r#"pyroscope.receive_http "in" {{
+  http {{
+    listen_address = "127.0.0.1"
+    listen_port = {port}
+  }}
+  forward_to = [pyroscope.archive.keep.receiver]
+}}
+pyroscope.archive "keep" {{
+}}
+"#
+    ));
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/node_heap.pb.gz"
+    ))
+    .unwrap();
+    let (status, _) = http_request(
+        "POST",
+        &format!("http://127.0.0.1:{port}/ingest?name=heapapp%7Bregion%3Deu%7D&spyName=nodespy"),
+        &[("Content-Type", "application/octet-stream")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+
+    let (status, listing) = http_get(&relay.url("/api/v1/profiles?service=heapapp")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let profiles = listing["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 1, "{listing}");
+    assert_eq!(profiles[0]["labels"]["region"], "eu");
+    let id = profiles[0]["id"].as_str().unwrap();
+
+    // The stored bytes come back unchanged; read them raw off the socket.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&relay.admin).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/profiles/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: application/octet-stream"),
+        "{head}"
+    );
+    assert_eq!(&raw[split..], &body[..]);
+
+    assert_eq!(
+        http_get(&relay.url("/api/v1/profiles/keep-999")).unwrap().0,
+        404
+    );
+}
