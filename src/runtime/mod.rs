@@ -122,9 +122,11 @@ impl Runtime {
             .filter(|id| !wanted.contains(&id.as_str()))
             .cloned()
             .collect();
-        // Stop components that feed others first, so nothing is sent to a
-        // receiver that is already gone.
-        for id in removed.iter().rev() {
+        // Stop components that feed others first (listeners, then relabel
+        // stages), so nothing in flight is sent to a receiver already gone.
+        let mut removed = removed;
+        removed.sort_by_key(|id| state.components.get(id).map(|c| c.kind.feed_rank()));
+        for id in &removed {
             if let Some(component) = state.components.remove(id) {
                 component.running.shutdown().await;
                 tracing::info!(component_id = %id, "stopped component");

@@ -31,6 +31,15 @@ impl Kind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Position in the data flow: components that feed others come first.
+    pub fn feed_rank(self) -> u8 {
+        match self {
+            Kind::ReceiveHttp => 0,
+            Kind::Relabel => 1,
+            Kind::Write | Kind::Archive => 2,
+        }
+    }
+
     /// The exports other components may reference.
     pub fn exports(self) -> &'static [&'static str] {
         match self {
