@@ -1,28 +1,12 @@
 //! `pyroscope.archive` metrics. Every family is registered here, once; each
 //! component takes its own handles with [`Metrics::component`].
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// The labels on every archive metric, as Alloy puts them on component
-/// metrics: `component_path` is always `/`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ComponentLabels {
-    component_id: String,
-    component_path: String,
-}
-
-impl ComponentLabels {
-    fn new(component_id: &str) -> Self {
-        Self {
-            component_id: component_id.to_owned(),
-            component_path: "/".to_owned(),
-        }
-    }
-}
+use crate::telemetry::ComponentLabels;
 
 /// The metric families of every `pyroscope.archive` component.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,7 @@
 //! only the `# TYPE` line differs (`unknown`/`untyped` instead of `counter`),
 //! which PromQL does not care about (`rate()` works on any type).
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -49,22 +49,7 @@ impl EncodeMetric for UnsuffixedCounter {
     }
 }
 
-/// The labels on every relabel metric: `component_path` is always `/`
-/// (no modules).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ComponentLabels {
-    component_id: String,
-    component_path: String,
-}
-
-impl ComponentLabels {
-    fn new(component_id: &str) -> Self {
-        Self {
-            component_id: component_id.to_owned(),
-            component_path: "/".to_owned(),
-        }
-    }
-}
+use crate::telemetry::ComponentLabels;
 
 type CounterFamily = Family<ComponentLabels, UnsuffixedCounter>;
 

@@ -8,15 +8,25 @@ mod process;
 pub use logging::{LogFormat, LogHandle, LogLevel, init as init_logging};
 pub use process::{ProcessCollector, ProcessStats};
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-/// The label set every component metric carries, as Alloy adds it.
-pub fn component_labels(component_id: &str) -> Vec<(String, String)> {
-    vec![
-        ("component_id".to_string(), component_id.to_string()),
-        ("component_path".to_string(), "/".to_string()),
-    ]
+/// The labels every component metric carries, as Alloy adds them;
+/// `component_path` is always `/` (there are no modules).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub component_id: String,
+    pub component_path: String,
+}
+
+impl ComponentLabels {
+    pub fn new(component_id: &str) -> Self {
+        Self {
+            component_id: component_id.to_owned(),
+            component_path: "/".to_owned(),
+        }
+    }
 }
 
 /// Registers process metrics and `pyroscope_relay_build_info`.
