@@ -15,3 +15,8 @@ cargo clippy --all-targets -- -D warnings
 
 echo "== unit and integration tests"
 cargo test --no-fail-fast
+
+echo "== end-to-end tests: real clients through the relay binary (tests/e2e)"
+cargo build
+bash tests/e2e/setup.sh
+tests/e2e/.venv-test/bin/python -m pytest tests/e2e
