@@ -18,3 +18,8 @@ cargo test --no-fail-fast
 
 echo "== README quickstart, exactly as written"
 bash scripts/quickstart-test.sh
+
+echo "== end-to-end tests: real clients through the relay binary (tests/e2e)"
+cargo build
+bash tests/e2e/setup.sh
+tests/e2e/.venv-test/bin/python -m pytest tests/e2e
