@@ -306,7 +306,7 @@ async fn forwarded_headers_on_push() {
 async fn retry_after_is_honoured() {
     let date = |secs| {
         let at = std::time::SystemTime::now() + Duration::from_secs(secs);
-        httpdate_like(at)
+        pyroscope_relay::telemetry::civil_time::format_imf_fixdate(at)
     };
     for as_date in [false, true] {
         let value = if as_date { date(2) } else { "1".to_owned() };
@@ -447,33 +447,6 @@ async fn transport_errors_are_retried_then_dropped_with_metrics() {
     assert_eq!(count("push_downstream", &url), "3");
     assert_eq!(count("push_downstream", &ok.url), "1");
     assert_eq!(count("ingest_total", "-"), "0");
-}
-
-/// IMF-fixdate, for the Retry-After test.
-fn httpdate_like(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        months[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[tokio::test]

@@ -5,57 +5,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::ArchiveError;
 
-/// Nanoseconds since the Unix epoch (negative before it).
-pub(crate) fn unix_nanos(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
-}
-
-pub(crate) fn from_unix_nanos(n: i64) -> SystemTime {
-    if n >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(n as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(n.unsigned_abs())
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
+use crate::telemetry::civil_time::{Precision, days_from_civil};
+pub(crate) use crate::telemetry::civil_time::{from_unix_nanos, unix_nanos};
 
 /// `2025-01-02T03:04:05Z`, or with `.123456789` nanoseconds when `nanos`.
 pub fn format_rfc3339(t: SystemTime, nanos: bool) -> String {
-    let n = unix_nanos(t);
-    let secs = n.div_euclid(1_000_000_000);
-    let frac = n.rem_euclid(1_000_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
-    if nanos {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{frac:09}Z")
+    let precision = if nanos {
+        Precision::Nanos
     } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}Z")
-    }
+        Precision::Seconds
+    };
+    crate::telemetry::civil_time::format_rfc3339(t, precision)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.

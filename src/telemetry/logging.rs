@@ -1,6 +1,8 @@
 //! Log setup: level and format (logfmt or JSON), both changeable on reload.
 
 use std::fmt;
+
+use super::civil_time::{Precision, format_rfc3339};
 use std::str::FromStr;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -122,7 +124,7 @@ where
         write!(
             writer,
             "ts={} level={}",
-            humantime_now(),
+            format_rfc3339(std::time::SystemTime::now(), Precision::Millis),
             level_name(*meta.level())
         )?;
         let mut fields = LogfmtFields::default();
@@ -193,45 +195,9 @@ fn quote(value: &str) -> String {
     format!("{value:?}")
 }
 
-/// RFC 3339 UTC with milliseconds, without a date-time crate.
-fn humantime_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339_millis(now.as_secs(), now.subsec_millis())
-}
-
-fn rfc3339_millis(unix_secs: u64, millis: u32) -> String {
-    let days = unix_secs / 86_400;
-    let secs_of_day = unix_secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for 1970 onwards.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        secs_of_day / 3600,
-        secs_of_day % 3600 / 60,
-        secs_of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_timestamps() {
-        assert_eq!(rfc3339_millis(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_795_578_233, 7), "2026-11-25T03:43:53.007Z");
-        assert_eq!(rfc3339_millis(951_782_400, 0), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn quotes_only_when_needed() {

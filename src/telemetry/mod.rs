@@ -2,6 +2,7 @@
 //! in their components (`write/metrics.rs`, ...); this module adds process
 //! and build metrics and renders the registry.
 
+pub mod civil_time;
 mod logging;
 mod process;
 
