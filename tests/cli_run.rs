@@ -289,3 +289,25 @@ pyroscope.archive "keep" {{
         404
     );
 }
+
+#[test]
+fn a_component_whose_update_failed_is_healthy_again_after_a_good_reload() {
+    let backend = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let good = receive_and_write(port, &backend.url());
+    let relay = Relay::start(&good);
+    // Valid config, but the CA file cannot be read when the client is built.
+    let broken = good.replace(
+        "max_backoff_retries = 1",
+        "max_backoff_retries = 1\n    tls_config {\n      ca_file = \"/nonexistent/ca.pem\"\n    }",
+    );
+    relay.write_config(&broken);
+    assert_eq!(http_get(&relay.url("/-/reload")).unwrap().0, 400);
+    let (status, body) = http_get(&relay.url("/-/healthy")).unwrap();
+    assert_eq!(status, 500);
+    assert!(body.contains("pyroscope.write.out ("), "{body}");
+
+    relay.write_config(&good);
+    assert_eq!(http_get(&relay.url("/-/reload")).unwrap().0, 200);
+    assert_eq!(http_get(&relay.url("/-/healthy")).unwrap().0, 200);
+}

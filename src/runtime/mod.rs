@@ -45,6 +45,15 @@ struct Component {
     health: Health,
 }
 
+impl Component {
+    /// A component whose last update failed is updated again on the next
+    /// reload even when its arguments did not change (the failure, say an
+    /// unreadable file, may be fixed). receive_http keeps its own health.
+    fn retries_on_reload(&self) -> bool {
+        self.kind != Kind::ReceiveHttp && self.health.state() != HealthState::Healthy
+    }
+}
+
 #[derive(Default)]
 struct State {
     components: BTreeMap<String, Component>,
@@ -142,11 +151,19 @@ impl Runtime {
             let id = planned.id;
             match state.components.get_mut(&id) {
                 Some(existing)
-                    if existing.kind == planned.kind && existing.args == planned.args => {}
+                    if existing.kind == planned.kind
+                        && existing.args == planned.args
+                        && !existing.retries_on_reload() => {}
                 Some(existing) if existing.kind == planned.kind => {
                     match existing.running.update(planned.args.clone()).await {
                         Ok(()) => {
                             existing.args = planned.args;
+                            // receive_http reports its own health (a rebind
+                            // can fail after a good update); for the others a
+                            // good update clears an earlier failure.
+                            if existing.kind != Kind::ReceiveHttp {
+                                existing.health.set_healthy();
+                            }
                             tracing::info!(component_id = %id, "updated component");
                         }
                         Err(e) => {
