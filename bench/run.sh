@@ -1,233 +1,319 @@
 #!/usr/bin/env bash
-# Benchmarks pyroscope-relay against nginx, both proxying to the same sink,
-# alternating rounds in one run; prints a table and writes docs/performance.md.
-# Usage: bash bench/run.sh [rounds] [seconds per round]
+# Benchmark harness: the relay against nginx, both in front of the same fast
+# sink, on 127.0.0.1. Prints one table and rewrites docs/performance.md.
+#
+#   bash bench/run.sh                 # ROUNDS=3 DURATION=5 by default
+#   ROUNDS=5 DURATION=10 bash bench/run.sh
+#   WRITE_DOC=0 bash bench/run.sh     # print the table only
+#
+# Needs root for apt-get and for nginx; installs nginx, wrk, nghttp2-client
+# (h2load) when missing. Everything it starts is stopped on exit.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-SECS=${2:-5}
-TARGET=${CARGO_TARGET_DIR:-target}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need h2load; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk nghttp2-client
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+IDLE_CONNS=${IDLE_CONNS:-16384}
+WRITE_DOC=${WRITE_DOC:-1}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CORES=$(nproc)
+
+# Ports (all on 127.0.0.1).
+P_SINK=18201 P_SINK2=18202
+P_RELAY=18210 P_RELAY_ADMIN=18211 P_FAN=18220 P_FAN_ADMIN=18221
+P_NGX=18230 P_NGX_H2C=18231 P_NGX_FAN=18232
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --bin pyroscope-relay --example bench_sink
+# 65536 open files when allowed; in a container without CAP_SYS_RESOURCE the
+# hard limit is the ceiling.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+if ((IDLE_CONNS > NOFILE - 1000)); then
+  log "open-file limit $NOFILE: holding $((NOFILE - 1000)) idle connections instead of $IDLE_CONNS"
+  IDLE_CONNS=$((NOFILE - 1000))
+fi
 
-SINK=127.0.0.1:7001; SINK2=127.0.0.1:7002; RELAY=127.0.0.1:7101; ADMIN=127.0.0.1:7199; NGINX=127.0.0.1:7201
-"$TARGET/release/examples/bench_sink" $SINK & PIDS+=($!)
-"$TARGET/release/examples/bench_sink" $SINK2 & PIDS+=($!)
+log "building the relay and the sink"
+(cd "$ROOT" && cargo build --release -q)
+(cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
+  { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
+RELAY=$CARGO_TARGET_DIR/release/pyroscope-relay
+SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
 
-cat > "$WORK/relay.alloy" <<CONF
-pyroscope.receive_http "in" {
-  http {
-    listen_address = "127.0.0.1"
-    listen_port    = ${RELAY##*:}
-    conn_limit     = 0
-  }
-  forward_to = [pyroscope.write.out.receiver]
+# --- scratch dir, cleanup --------------------------------------------------
+T=$(mktemp -d /tmp/pyroscope-relay-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$T"
 }
-pyroscope.write "out" {
-  endpoint {
-    url = "http://$SINK"
-  }
-}
-CONF
-"$TARGET/release/pyroscope-relay" run "$WORK/relay.alloy" --server.http.listen-addr $ADMIN \
-  --storage.path "$WORK/data" --log.level warn & RELAY_PID=$!; PIDS+=($RELAY_PID)
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+RES=$T/results.tsv
+: >"$RES"
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"; }
 
-cores=$(nproc)
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes $cores;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 20000; }
+# --- bodies ----------------------------------------------------------------
+# The captured agent payloads (py_folded.txt, push_request.bin).
+FIX=${FIXTURES:-$ROOT/../shared/fixtures}
+[[ -f $FIX/py_folded.txt && -f $FIX/push_request.bin ]] ||
+  { log "no py_folded.txt / push_request.bin in $FIX: set FIXTURES=<dir>"; exit 1; }
+python3 - "$FIX" "$T" <<'PY'
+import sys, struct
+fix, t = sys.argv[1], sys.argv[2]
+folded = open(f"{fix}/py_folded.txt", "rb").read()
+# 10 KB /ingest body: whole folded lines from py_folded.txt up to 10,240 bytes.
+lines, out = folded.split(b"\n"), b""
+for l in lines:
+    if len(out) + len(l) + 1 > 10240: break
+    out += l + b"\n"
+open(f"{t}/ingest10k.txt", "wb").write(out.rstrip(b"\n"))
+# 4 MiB body: py_folded.txt repeated, cut at 4,194,304 bytes.
+big = (folded + b"\n") * (4194304 // len(folded) + 1)
+open(f"{t}/ingest4m.txt", "wb").write(big[:4194304])
+# ~10 KB PushRequest: push_request.bin 4 times (protobuf concatenation
+# merges, so this is one PushRequest with 4 series), and its gRPC envelope.
+push = open(f"{fix}/push_request.bin", "rb").read() * 4
+open(f"{t}/push.bin", "wb").write(push)
+open(f"{t}/push.grpc", "wb").write(b"\0" + struct.pack(">I", len(push)) + push)
+PY
+INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
+PUSH_PATH=/push.v1.PusherService/Push
+
+# --- processes -------------------------------------------------------------
+wait_port() { # port
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "port $1 did not open"; exit 1
+}
+
+"$SINK" $P_SINK "$CORES" & SINK_PID=$!; PIDS+=($SINK_PID)
+"$SINK" $P_SINK2 "$CORES" & SINK2_PID=$!; PIDS+=($SINK2_PID)
+
+receive_block() { # port
+  printf 'pyroscope.receive_http "in" {\n  http {\n    listen_address = "127.0.0.1"\n    listen_port = %s\n    conn_limit = 0\n  }\n' "$1"
+}
+{ receive_block $P_RELAY
+  echo '  forward_to = [pyroscope.write.out.receiver]'; echo '}'
+  echo "pyroscope.write \"out\" {"; echo "  endpoint { url = \"http://127.0.0.1:$P_SINK\" }"; echo '}'
+} >"$T/relay.alloy"
+{ receive_block $P_FAN
+  echo '  forward_to = [pyroscope.write.a.receiver, pyroscope.write.b.receiver]'; echo '}'
+  echo "pyroscope.write \"a\" {"; echo "  endpoint { url = \"http://127.0.0.1:$P_SINK\" }"; echo '}'
+  echo "pyroscope.write \"b\" {"; echo "  endpoint { url = \"http://127.0.0.1:$P_SINK2\" }"; echo '}'
+} >"$T/fanout.alloy"
+"$RELAY" run "$T/relay.alloy" --server.http.listen-addr 127.0.0.1:$P_RELAY_ADMIN \
+  --storage.path "$T/relay-data" --log.level warn & RELAY_PID=$!; PIDS+=($RELAY_PID)
+"$RELAY" run "$T/fanout.alloy" --server.http.listen-addr 127.0.0.1:$P_FAN_ADMIN \
+  --storage.path "$T/fan-data" --log.level warn & FAN_PID=$!; PIDS+=($FAN_PID)
+
+mkdir -p "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<NGX
+daemon off;
+master_process on;
+user root;
+worker_processes $CORES;
+worker_rlimit_nofile $NOFILE;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections $((NOFILE - 100)); }
 http {
   access_log off;
+  client_body_temp_path $T/nginx/body;
+  proxy_temp_path $T/nginx/proxy;
+  fastcgi_temp_path $T/nginx/fcgi;
+  uwsgi_temp_path $T/nginx/uwsgi;
+  scgi_temp_path $T/nginx/scgi;
+  keepalive_timeout 120s;
+  keepalive_requests 1000000;
   client_max_body_size 0;
   client_body_buffer_size 8m;
-  client_body_temp_path $WORK/nginx-body;
-  proxy_temp_path $WORK/nginx-proxy;
-  upstream sink { server $SINK; keepalive 64; }
+  proxy_request_buffering on;
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  upstream sink  { server 127.0.0.1:$P_SINK;  keepalive 64; keepalive_requests 1000000; }
+  upstream sink2 { server 127.0.0.1:$P_SINK2; keepalive 64; keepalive_requests 1000000; }
+  # gRPC gets its own pool: nginx would otherwise hand an HTTP/2 connection
+  # kept by grpc_pass to proxy_pass ("upstream sent no valid HTTP/1.0 header").
+  upstream sink_grpc { server 127.0.0.1:$P_SINK; keepalive 64; keepalive_requests 1000000; }
   server {
-    listen ${NGINX};
-    location / {
-      proxy_pass http://sink;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
+    listen 127.0.0.1:$P_NGX;
+    location / { proxy_pass http://sink; }
+  }
+  server {
+    listen 127.0.0.1:$P_NGX_H2C http2;
+    location / { grpc_pass grpc://sink_grpc; }
+  }
+  server {
+    listen 127.0.0.1:$P_NGX_FAN;
+    location / { mirror /__mirror; mirror_request_body on; proxy_pass http://sink; }
+    location = /__mirror { internal; proxy_pass http://sink2\$request_uri; }
   }
 }
-CONF
-ulimit -n 65536 2>/dev/null || true  # needs privileges; the default limit may already do
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' & NGINX_PID=$!; PIDS+=($NGINX_PID)
-for _ in $(seq 50); do curl -sf "http://$ADMIN/-/ready" >/dev/null && break; sleep 0.1; done
+NGX
+nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" & NGX_PID=$!; PIDS+=($NGX_PID)
+for p in $P_SINK $P_SINK2 $P_RELAY $P_FAN $P_NGX $P_NGX_H2C $P_NGX_FAN; do wait_port $p; done
 sleep 0.5
 
-head -c 10240 ../shared/fixtures/py_folded.txt > "$WORK/body10k.txt"
-head -c $((4*1024*1024)) /dev/urandom > "$WORK/body4m.bin"
-PUSH10K="$WORK/push10k.bin"
-# A 10 KB Connect PushRequest: the fixture's series with a 10 KB raw profile.
-python3 - "$PUSH10K" <<'PY'
-import sys
-raw = open('../shared/fixtures/py_folded.txt','rb').read()[:10240]
-def field(n, payload): 
-    key = bytes([(n << 3) | 2]); ln = len(payload); out = b''
-    while True:
-        b = ln & 0x7f; ln >>= 7
-        out += bytes([b | (0x80 if ln else 0)])
-        if not ln: break
-    return key + out + payload
-label = lambda k, v: field(1, field(1, k.encode()) + field(2, v.encode()))
-series = label('__name__', 'process_cpu') + label('service_name', 'bench') + field(2, field(1, raw) + field(2, b'id-1'))
-open(sys.argv[1], 'wb').write(field(1, series))
-PY
-python3 -c "import sys; b=open(sys.argv[1],'rb').read(); open(sys.argv[2],'wb').write(b'\x00'+len(b).to_bytes(4,'big')+b)" "$PUSH10K" "$WORK/push10k.grpc"
+# nginx = master + workers.
+pids_of() { # relay|fanout|nginx|nginx_fan|sink
+  case $1 in
+    relay) echo $RELAY_PID ;;
+    fanout) echo $FAN_PID ;;
+    nginx | nginx_fan) echo $NGX_PID $(pgrep -P $NGX_PID | tr '\n' ' ') ;;
+    sink) echo $SINK_PID ;;
+  esac
+}
+port_of() {
+  case $1 in relay) echo $P_RELAY ;; fanout) echo $P_FAN ;; nginx) echo $P_NGX ;; nginx_fan) echo $P_NGX_FAN ;; sink) echo $P_SINK ;; esac
+}
+cpu_ticks() { # pids... -> utime+stime in clock ticks
+  local p s=0 f
+  for p in "$@"; do
+    f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+    set -- $f
+    s=$((s + ${12} + ${13}))
+  done 2>/dev/null
+  echo $s
+}
+cpu_sum() { local s=0 p; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
+mem_kb() { # field pids... -> sum in KiB
+  local field=$1 s=0 p v; shift
+  for p in "$@"; do
+    v=$(awk -v f="$field:" '$1==f {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    s=$((s + ${v:-0}))
+  done
+  echo $s
+}
+TICK=$(getconf CLK_TCK)
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-group_ticks() { local t=0; for p in $(pgrep -f "$1"); do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
-rss_kib() { local t=0; for p in $(pgrep -f "$1"); do t=$((t + $(awk '/VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
-hwm_kib() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v); print v} else {sub(/s/,"",v); print v*1000}}'; }
-
-# run_wrk NAME URL BODY CONNS -> appends "rps p50ms p99ms cpu_per_1000" to $WORK/NAME
+# run_wrk WORKLOAD TARGET CONNS BODY CT PATH [DELAY_MS] [CONNECT]: one wrk run,
+# results recorded as rps, p50_ms, p99_ms, errors, cpu_per_1k.
 run_wrk() {
-  local name=$1 url=$2 body=$3 conns=$4 pattern=$5 before after out rps
-  before=$(group_ticks "$pattern")
-  out=$(BODY_FILE=$body wrk -t2 -c"$conns" -d"${SECS}s" --latency -s bench/ingest.lua "$url")
-  after=$(group_ticks "$pattern")
-  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-  local p50 p99 non2xx
-  p50=$(awk '$1=="50%"{print $2}' <<<"$out" | to_ms)
-  p99=$(awk '$1=="99%"{print $2}' <<<"$out" | to_ms)
-  non2xx=$(awk '/Non-2xx/{print $4}' <<<"$out")
-  [ -z "$non2xx" ] || { echo "$name: $non2xx non-2xx answers" >&2; exit 1; }
-  local reqs; reqs=$(awk -v r="$rps" -v s="$SECS" 'BEGIN{print r*s}')
-  echo "$rps $p50 $p99 $(awk -v t=$((after-before)) -v n="$reqs" 'BEGIN{printf "%.3f", t/100/n*1000}')" >> "$WORK/$name"
+  local w=$1 tgt=$2 c=$3 body=$4 ct=$5 path=$6 delay=${7:-} connect=${8:-}
+  local pids c0 c1 out line
+  pids=$(pids_of "$tgt")
+  c0=$(cpu_sum $pids)
+  out=$(BODY=$body CT=$ct DELAY_MS=$delay CONNECT=$connect timeout $((DURATION + 30)) \
+    wrk -t2 -c"$c" -d"${DURATION}s" --timeout 20s -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$(port_of "$tgt")$path" 2>&1) || true
+  c1=$(cpu_sum $pids)
+  line=$(grep '^RESULT' <<<"$out" || true)
+  if [[ -z $line ]]; then log "wrk failed: $out"; return 0; fi
+  local reqs rps p50 p99 errs
+  reqs=$(sed 's/.*reqs=\([0-9]*\).*/\1/' <<<"$line")
+  rps=$(sed 's/.*rps=\([0-9.]*\).*/\1/' <<<"$line")
+  p50=$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' <<<"$line")
+  p99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$line")
+  errs=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
+  record "$w" "$tgt" rps "$rps"; record "$w" "$tgt" p50_ms "$p50"; record "$w" "$tgt" p99_ms "$p99"
+  record "$w" "$tgt" errors "$errs"
+  ((reqs > 0)) && record "$w" "$tgt" cpu_s_per_1k "$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n="$reqs" 'BEGIN{printf "%.4f", d/t/n*1000}')"
+  log "$w $tgt: $line"
 }
 
+# run_h2load WORKLOAD TARGET PORT: gRPC over h2c.
 run_h2load() {
-  local name=$1 url=$2 body=$3 ctype=$4 mode=$5
-  local out; out=$(h2load $mode -D "$SECS" -c 64 -m 1 -d "$body" -H "content-type: $ctype" -H 'te: trailers' "$url" 2>&1)
-  grep -q "0 failed" <<<"$out" || { echo "$name: $out" >&2; exit 1; }
-  awk '/^finished in/{gsub(",","",$4); print $4}' <<<"$out" >> "$WORK/$name"
+  local w=$1 tgt=$2 port=$3 out rps ok
+  out=$(timeout $((DURATION + 30)) h2load -t2 -c16 -m4 -D "$DURATION" --warm-up-time 1 -d "$T/push.grpc" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$port$PUSH_PATH" 2>&1) || true
+  rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
+  ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
+  [[ -n $rps ]] || { log "h2load failed: $out"; return 0; }
+  record "$w" "$tgt" rps "$rps"
+  log "$w $tgt: $rps req/s, ${ok:-0} 2xx"
 }
 
-RELAY_P="release/pyroscope-relay run"; NGINX_P="nginx"
-for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS" >&2
-  run_wrk sink_ingest "http://$SINK/ingest?name=bench.cpu" "$WORK/body10k.txt" 64 bench_sink
-  run_wrk relay_ingest "http://$RELAY/ingest?name=bench.cpu" "$WORK/body10k.txt" 64 "$RELAY_P"
-  run_wrk nginx_ingest "http://$NGINX/ingest?name=bench.cpu" "$WORK/body10k.txt" 64 "$NGINX_P"
-  run_h2load relay_connect "http://$RELAY/push.v1.PusherService/Push" "$PUSH10K" application/proto --h1
-  run_h2load relay_grpc "http://$RELAY/push.v1.PusherService/Push" "$WORK/push10k.grpc" application/grpc ""
-  run_h2load nginx_connect "http://$NGINX/push.v1.PusherService/Push" "$PUSH10K" application/proto --h1
-  run_wrk relay_4m "http://$RELAY/ingest?name=bench.cpu" "$WORK/body4m.bin" 16 "$RELAY_P"
-  run_wrk nginx_4m "http://$NGINX/ingest?name=bench.cpu" "$WORK/body4m.bin" 16 "$NGINX_P"
+# Alternates the order of relay and nginx from round to round.
+pair() { if (($1 % 2)); then echo "relay nginx"; else echo "nginx relay"; fi; }
+
+# --- 6 (first, on fresh processes): idle RSS, idle connections ------------
+for tgt in relay fanout nginx; do record idle "$tgt" rss_kb "$(mem_kb VmRSS $(pids_of "$tgt"))"; done
+hold() { # target -> records rss per connection
+  local tgt=$1 before after fifo=$T/hold.fifo hp n i
+  before=$(mem_kb VmRSS $(pids_of "$tgt"))
+  rm -f "$fifo"; mkfifo "$fifo"
+  "$SINK" --hold "$(port_of "$tgt")" "$IDLE_CONNS" /ingest <"$fifo" >"$T/hold.out" 2>"$T/hold.err" & hp=$!
+  PIDS+=($hp)
+  exec 9>"$fifo"
+  for i in $(seq 1 600); do grep -q '^ready' "$T/hold.out" && break; sleep 0.1; done
+  sleep 1
+  after=$(mem_kb VmRSS $(pids_of "$tgt"))
+  n=$(sed -n 's/^ready //p' "$T/hold.out"); n=${n:-0}
+  exec 9>&-
+  wait "$hp" 2>/dev/null || true
+  log "idle conns $tgt: $n held, RSS ${before} -> ${after} KiB"
+  record conns "$tgt" held "$n"
+  ((n > 0)) && record conns "$tgt" kib_per_conn "$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN{printf "%.3f", (a-b)/n}')"
+  record conns "$tgt" rss_kb "$after"
+  sleep 2
+}
+hold relay; hold nginx
+
+# --- 1: /ingest 10 KB, 64 connections, max rate ----------------------------
+for r in $(seq 1 "$ROUNDS"); do
+  run_wrk ingest sink 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"
+  for tgt in $(pair "$r"); do run_wrk ingest "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"; done
 done
 
-col() { awk -v c="$2" '{print $c}' "$WORK/$1" | median; }
+# --- 2: the same at 50% of nginx's max rate --------------------------------
+NGX_RPS=$(awk -F'\t' '$1=="ingest" && $2=="nginx" && $3=="rps" {print $4}' "$RES" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+RATE=$(awk -v r="$NGX_RPS" 'BEGIN{printf "%d", r/2}')
+DELAY=$(awk -v r="$RATE" 'BEGIN{d=int(64000/r); if (d<1) d=1; print d}')
+record rate all target_rps "$RATE"; record rate all delay_ms "$DELAY"
+log "fixed rate: target $RATE req/s = 64 connections each waiting ${DELAY} ms between requests"
+for r in $(seq 1 "$ROUNDS"); do
+  run_wrk rate sink 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q" "$DELAY"
+  for tgt in $(pair "$r"); do run_wrk rate "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q" "$DELAY"; done
+done
 
-# Fan-out: a second relay sends every 4 MB body to two sinks; its peak RSS
-# with 64 bodies in flight is compared with the bytes in flight.
-FANOUT=127.0.0.1:7102
-sed -e "s/listen_port    = ${RELAY##*:}/listen_port    = ${FANOUT##*:}/" \
-    -e "s/forward_to = \[pyroscope.write.out.receiver\]/forward_to = [pyroscope.write.out.receiver, pyroscope.write.out2.receiver]/" \
-    "$WORK/relay.alloy" > "$WORK/fanout.alloy"
-printf 'pyroscope.write "out2" {\n  endpoint {\n    url = "http://%s"\n  }\n}\n' "$SINK2" >> "$WORK/fanout.alloy"
-"$TARGET/release/pyroscope-relay" run "$WORK/fanout.alloy" --server.http.listen-addr 127.0.0.1:7198 \
-  --storage.path "$WORK/data2" --log.level warn 2>"$WORK/fanout.log" & FANOUT_PID=$!; PIDS+=($FANOUT_PID)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:7198/-/ready" >/dev/null && break; sleep 0.1; done
-kill -0 $FANOUT_PID 2>/dev/null || { cat "$WORK/fanout.log" "$WORK/fanout.alloy" >&2; exit 1; }
-fanout_idle=$(awk '/VmRSS/{print $2}' "/proc/$FANOUT_PID/status")
-run_wrk fanout_4m "http://$FANOUT/ingest?name=bench.cpu" "$WORK/body4m.bin" 64 "fanout.alloy"
-fanout_hwm=$(hwm_kib $FANOUT_PID)
-kill $FANOUT_PID; wait $FANOUT_PID 2>/dev/null || true
+# --- 3: push, Connect (HTTP/1.1, wrk) and gRPC (h2c, h2load) ---------------
+for r in $(seq 1 "$ROUNDS"); do
+  for tgt in $(pair "$r"); do run_wrk connect "$tgt" 64 "$T/push.bin" application/proto "$PUSH_PATH" "" 1; done
+  # The relay's /ingest again, next to its Connect run, for the ratio push ÷ /ingest.
+  run_wrk connect_base relay 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"
+  run_h2load grpc relay $P_RELAY; run_h2load grpc nginx $P_NGX_H2C
+done
 
-# Idle connections, measured last so earlier rounds do not inflate RSS.
-IDLE=16384
-idle_rss() {
-  local port=$1 pattern=$2 before after
-  before=$(rss_kib "$pattern")
-  python3 bench/idle_conns.py 127.0.0.1 "$port" "$IDLE" < <(sleep 6) > "$WORK/idle.out" &
-  local client=$!
-  sleep 5
-  after=$(rss_kib "$pattern")
-  wait $client || true
-  grep -q "open $IDLE" "$WORK/idle.out" || { echo "could not open $IDLE connections" >&2; exit 1; }
-  echo "$before $after"
-}
-read -r relay_idle_before relay_idle_after < <(idle_rss "${RELAY##*:}" "$RELAY_P")
-read -r nginx_idle_before nginx_idle_after < <(idle_rss "${NGINX##*:}" "$NGINX_P")
-relay_hwm=$(hwm_kib $RELAY_PID)
+# --- 5: fan-out to 2 sinks (nginx: mirror) ---------------------------------
+for r in $(seq 1 "$ROUNDS"); do
+  for tgt in $( (($r % 2)) && echo "fanout nginx_fan" || echo "nginx_fan fanout"); do
+    run_wrk fanout "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"
+  done
+done
+# Peak RSS: 64 connections x 4 MiB bodies (nginx's VmHWM also covers the
+# workloads above; 4 MiB bodies have not been sent to it yet).
+for tgt in fanout nginx_fan; do
+  run_wrk fanout4m "$tgt" 64 "$T/ingest4m.txt" binary/octet-stream "$INGEST_Q"
+  record fanout4m "$tgt" hwm_kb "$(mem_kb VmHWM $(pids_of "$tgt"))"
+done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b==0) print "-"; else printf "%.2f", a/b }'; }
-ri=$(col relay_ingest 1); ni=$(col nginx_ingest 1); si=$(col sink_ingest 1)
-rp50=$(col relay_ingest 2); np50=$(col nginx_ingest 2)
-rp99=$(col relay_ingest 3); np99=$(col nginx_ingest 3); sp99=$(col sink_ingest 3)
-rcpu=$(col relay_ingest 4); ncpu=$(col nginx_ingest 4)
-rc=$(col relay_connect 1); nc=$(col nginx_connect 1); rg=$(col relay_grpc 1)
-r4=$(awk -v r="$(col relay_4m 1)" 'BEGIN{printf "%.1f", r*4}'); n4=$(awk -v r="$(col nginx_4m 1)" 'BEGIN{printf "%.1f", r*4}')
-rpc=$(awk -v a="$relay_idle_after" -v b="$relay_idle_before" -v n=$IDLE 'BEGIN{printf "%.2f", (a-b)/n}')
-npc=$(awk -v a="$nginx_idle_after" -v b="$nginx_idle_before" -v n=$IDLE 'BEGIN{printf "%.2f", (a-b)/n}')
+# --- 4: 4 MiB /ingest bodies, 16 connections -------------------------------
+for r in $(seq 1 "$ROUNDS"); do
+  for tgt in $(pair "$r"); do run_wrk big "$tgt" 16 "$T/ingest4m.txt" binary/octet-stream "$INGEST_Q"; done
+done
 
-table=$(cat <<TABLE
-| figure | relay | nginx | relay / nginx | target |
-|---|---|---|---|---|
-| /ingest 10 KB, 64 conns: req/s | $ri | $ni | $(ratio "$ri" "$ni") | ≥ 0.9 |
-| /ingest: p50 latency (ms) | $rp50 | $np50 | $(ratio "$rp50" "$np50") | |
-| /ingest: p99 latency (ms) at max rate | $rp99 | $np99 | $(ratio "$rp99" "$np99") | |
-| /ingest: CPU seconds per 1,000 requests | $rcpu | $ncpu | $(ratio "$rcpu" "$ncpu") | |
-| Connect push 10 KB (HTTP/1.1): req/s | $rc | $nc | $(ratio "$rc" "$nc") | |
-| Connect push ÷ relay /ingest req/s | $(ratio "$rc" "$ri") | | | ≥ 0.8 |
-| gRPC push 10 KB over h2c: req/s | $rg | n/a | | |
-| /ingest 4 MB bodies, 16 conns: MB/s | $r4 | $n4 | $(ratio "$r4" "$n4") | ≥ 0.9 |
-| idle RSS before $IDLE connections (KiB) | $relay_idle_before | $nginx_idle_before | $(ratio "$relay_idle_before" "$nginx_idle_before") | relay ≤ 20 MiB |
-| RSS per idle keep-alive connection (KiB) | $rpc | $npc | $(ratio "$rpc" "$npc") | relay ≤ 8 KiB |
-| relay peak RSS over the run (KiB) | $relay_hwm | | | |
-| fan-out to 2 sinks, 4 MB, 64 conns: req/s | $(col fanout_4m 1) | | | |
-| fan-out peak RSS (KiB) vs 1.3 × 64 × 4 MiB + idle | $fanout_hwm | | $(ratio "$fanout_hwm" "$(awk -v i="$fanout_idle" 'BEGIN{print 1.3*64*4096 + i}')") | ≤ 1.0 |
-TABLE
-)
-echo "$table"
-echo "sink alone: $si req/s, p99 $sp99 ms (the relay and nginx both add a hop to it)"
+# nginx's own account of failed requests, if any.
+if [[ -s $T/nginx/error.log ]]; then
+  log "nginx error.log: $(grep -c '\[error\]' "$T/nginx/error.log" || true) [error] lines; last ones:"
+  grep '\[error\]' "$T/nginx/error.log" | tail -3 | cut -c1-300 >&2 || true
+fi
 
-{
-  cat <<HEAD
-Measured by \`bash bench/run.sh\` ($ROUNDS rounds of ${SECS}s per workload,
-relay and nginx alternating, medians). Both proxy to the same sink
-(\`bench/sink.rs\`, HTTP/1.1 and h2c, answers 200 empty); the sink alone did
-$si req/s on the /ingest workload, so it is not the bottleneck of either.
-
-- date: $(date -u +%Y-%m-%dT%H:%MZ)
-- commit: $(git rev-parse --short HEAD)
-- machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; shared with other work, so figures are noisy; ratios come from the same run
-- load tools: wrk (HTTP/1.1, 2 threads), h2load (Connect over HTTP/1.1 with --h1, gRPC over h2c)
-
-$table
-
-Not measured yet: the fixed-rate run at 50% of nginx's maximum (workload 2):
-wrk has no fixed-rate mode and h2load reports no p99.
-HEAD
-} > "$WORK/table.md"
-# Replace the generated part of docs/performance.md, keep the analysis.
-python3 - "$WORK/table.md" docs/performance.md <<'PY'
-import sys
-table = open(sys.argv[1]).read()
-doc_path = sys.argv[2]
-try:
-    doc = open(doc_path).read()
-except FileNotFoundError:
-    doc = "# Performance\n\n<!-- bench:begin -->\n<!-- bench:end -->\n"
-begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-head, rest = doc.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(doc_path, "w").write(head + begin + "\n" + table + end + tail)
-PY
-echo "wrote docs/performance.md"
+# --- report ----------------------------------------------------------------
+COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src build.rs proto Cargo.lock || echo "+dirty")
+python3 "$ROOT/bench/report.py" "$RES" "$ROOT/docs/performance.md" "$WRITE_DOC" "$COMMIT" "$ROUNDS" "$DURATION" "$IDLE_CONNS"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Instruction profile of the relay on a fixed /ingest workload:
+# valgrind --tool=callgrind, N requests of the 10 KB body over C connections
+# (h2load --h1), then the top functions by own instruction count.
+#   bash bench/callgrind.sh            # N=3000 C=8
+set -euo pipefail
+# KEEP=path keeps the callgrind output file.
+N=${N:-3000} C=${C:-8} TOP=${TOP:-30}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
+(cd "$ROOT" && cargo build --release -q)
+(cd "$ROOT/bench/sink" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" cargo build --release -q --offline)
+T=$(mktemp -d /tmp/pyroscope-relay-callgrind.XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"' EXIT
+"$CARGO_TARGET_DIR/bench-sink/release/bench-sink" 18301 2 & PIDS+=($!)
+cat >"$T/relay.alloy" <<CFG
+pyroscope.receive_http "in" {
+  http {
+    listen_address = "127.0.0.1"
+    listen_port = 18302
+    conn_limit = 0
+  }
+  forward_to = [pyroscope.write.out.receiver]
+}
+pyroscope.write "out" {
+  endpoint { url = "http://127.0.0.1:18301" }
+}
+CFG
+head -c 10240 "${FIXTURES:-$ROOT/../shared/fixtures}/py_folded.txt" >"$T/body" 2>/dev/null || head -c 10240 "$ROOT/examples/cpu.pprof" >"$T/body"
+valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$CARGO_TARGET_DIR/release/pyroscope-relay" run "$T/relay.alloy" \
+  --server.http.listen-addr 127.0.0.1:18303 --storage.path "$T/data" --log.level warn 2>"$T/vg.log" & RP=$!; PIDS+=($RP)
+for i in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/18302) 2>/dev/null && break; sleep 0.2; done
+h2load --h1 -n 200 -c 4 -d "$T/body" -H 'content-type: binary/octet-stream' \
+  'http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&format=folded' >/dev/null   # warm-up
+callgrind_control -z "$RP" >/dev/null 2>&1 || true   # count only the measured part
+h2load --h1 -n "$N" -c "$C" -d "$T/body" -H 'content-type: binary/octet-stream' \
+  'http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy' | grep -E 'requests:|status codes'
+kill -INT "$RP"; for i in $(seq 1 300); do kill -0 "$RP" 2>/dev/null || break; sleep 0.2; done
+f=$(ls -S "$T"/cg.out* | head -1)
+[[ -n ${KEEP:-} ]] && cp "$f" "$KEEP"
+echo "== own instructions (self), top $TOP"
+callgrind_annotate --inclusive=no --threshold=100 "$f" 2>/dev/null | grep -E 'PROGRAM TOTALS|^ *[0-9,]+ \(' | grep -vE '\((99|100)\.[0-9]+%\)  [^P]' | head -$((TOP + 1)) || true
+echo "== inclusive, relay and its HTTP crates (excluding runtime frames), top $TOP"
+callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
+  grep -E 'pyroscope_relay|reqwest|hyper::|url::|http::|h2::' | grep -vE 'tokio::runtime|__rust_begin' | head -"$TOP" || true
