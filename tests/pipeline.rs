@@ -221,3 +221,33 @@ pyroscope.write "out" {{
         assert!(labels.iter().all(|(k, _)| k != "env"), "{labels:?}");
     }
 }
+
+#[test]
+fn an_ingest_agent_is_told_the_backends_503_when_retries_run_out_of_time() {
+    let backend = Backend::start(Duration::ZERO, 503);
+    let port = free_port();
+    let _relay = Relay::start(&format!(
+        r#"pyroscope.receive_http "in" {{
+  http {{
+    listen_address = "127.0.0.1"
+    listen_port = {port}
+    server_write_timeout = "1s"
+  }}
+  forward_to = [pyroscope.write.out.receiver]
+}}
+pyroscope.write "out" {{
+  endpoint {{
+    url = "{}"
+    min_backoff_period = "100ms"
+    max_backoff_period = "200ms"
+    max_backoff_retries = 0
+  }}
+}}
+"#,
+        backend.url()
+    ));
+    let body = std::fs::read(NODE_FIXTURE).unwrap();
+    let (status, text) = ingest(port, "nodeapp", &body);
+    assert_eq!(status, 503, "{text}");
+    assert!(backend.count() >= 2, "retried until the deadline");
+}

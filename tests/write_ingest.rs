@@ -27,7 +27,7 @@ fn suite_profile(labels: Labels) -> pyroscope_relay::pipeline::Profile {
 
 /// The decoded `name` parameter, parsed back into labels.
 fn name_labels(r: &Recorded) -> Labels {
-    let url = reqwest::Url::parse(&format!("http://x/?{}", r.query)).unwrap();
+    let url = url::Url::parse(&format!("http://x/?{}", r.query)).unwrap();
     let name = url
         .query_pairs()
         .find(|(k, _)| k == "name")

@@ -367,6 +367,8 @@ async fn the_callers_deadline_cuts_retries_short() {
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
     assert_eq!(err.code, Code::DeadlineExceeded);
+    // Kept so that an /ingest agent is answered 503, not 500.
+    assert_eq!(err.http_status, Some(503));
     assert!(err.message.contains("deadline exceeded"), "{}", err.message);
     assert!(
         err.message.contains("status=503 msg=down"),

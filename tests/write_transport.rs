@@ -503,3 +503,83 @@ async fn redirects_follow_or_fail() {
     assert_eq!(err.http_status, Some(307));
     assert_eq!(*seen.lock().unwrap(), 2);
 }
+
+#[tokio::test]
+async fn url_credentials_become_basic_auth_unless_auth_is_configured() {
+    let backend = Backend::ok().await;
+    let with_user = backend.url.replacen("http://", "http://us%65r:p%40ss@", 1);
+    let r = push_through(endpoint(&with_user, 1), &backend).await;
+    // base64("user:p@ss"): percent-decoded, as Go's client sends it.
+    assert_eq!(r.header("authorization"), Some("Basic dXNlcjpwQHNz"));
+    assert!(r.header("host").unwrap().starts_with("127.0.0.1:"));
+    let mut e = endpoint(&with_user, 1);
+    e.http_client.bearer_token = secret("tok");
+    let r = push_through(e, &backend).await;
+    assert_eq!(r.header("authorization"), Some("Bearer tok"));
+}
+
+#[tokio::test]
+async fn oauth2_token_requests_use_the_oauth2_proxy_and_tls() {
+    let pki = Pki::new();
+    let tokens = Backend::start_tls(pki.server_config(false), |_, _| {
+        Reply::status(200, r#"{"access_token":"via-proxy"}"#)
+    })
+    .await;
+    let proxy = Proxy::start().await;
+    let backend = Backend::ok().await;
+    let mut e = oauth_endpoint(&backend, &format!("{}/token", tokens.url));
+    let oauth2 = e.http_client.oauth2.as_mut().unwrap();
+    oauth2.tls_config.ca_pem = pki.ca_pem.clone();
+    oauth2.proxy.proxy_url = proxy.url.clone();
+    oauth2
+        .proxy
+        .proxy_connect_header
+        .insert("X-Token-Proxy".into(), vec![Secret::new("yes")]);
+    let r = push_through(e, &backend).await;
+    assert_eq!(r.header("authorization"), Some("Bearer via-proxy"));
+    let heads = proxy.heads();
+    assert_eq!(heads.len(), 1, "only the token request is proxied");
+    let connect = format!("CONNECT localhost:{} HTTP/1.1\r\n", tokens.addr.port());
+    assert!(heads[0].starts_with(&connect), "{}", heads[0]);
+    assert!(heads[0].to_lowercase().contains("x-token-proxy: yes"));
+}
+
+#[tokio::test]
+async fn redirect_to_another_host_drops_credentials() {
+    let target = Backend::ok().await;
+    // Same port, another host name: only the name decides.
+    let location = target.url.replacen("127.0.0.1", "localhost", 1);
+    let location = format!("{location}/push.v1.PusherService/Push");
+    let redirecting =
+        Backend::start(move |_, _| Reply::status(308, "").header("location", &location)).await;
+    let mut e = endpoint(&redirecting.url, 1);
+    e.http_client.bearer_token = secret("tok");
+    push_through(e, &target).await;
+    assert_eq!(
+        redirecting.requests()[0].header("authorization"),
+        Some("Bearer tok")
+    );
+    let followed = &target.requests()[0];
+    assert_eq!(followed.header("authorization"), None);
+    assert_eq!(followed.body, redirecting.requests()[0].body);
+}
+
+#[tokio::test]
+async fn redirect_loops_stop_after_ten_hops() {
+    let own = Arc::new(Mutex::new(String::new()));
+    let url = own.clone();
+    let looping = Backend::start(move |_, _| {
+        let location = format!("{}/push.v1.PusherService/Push", url.lock().unwrap());
+        Reply::status(307, "").header("location", &location)
+    })
+    .await;
+    *own.lock().unwrap() = looping.url.clone();
+    let h = Harness::start(args(vec![endpoint(&looping.url, 1)]));
+    let err = h.receiver.append(fanout_profile()).await.unwrap_err();
+    assert!(
+        err.message.contains("stopped after 10 redirects"),
+        "{}",
+        err.message
+    );
+    assert_eq!(looping.count(), 11);
+}

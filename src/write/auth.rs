@@ -40,10 +40,12 @@ pub(super) enum AuthFailure {
 }
 
 impl Auth {
+    /// `url_credentials`: the endpoint URL's `user:password@`, used when
+    /// no other method is configured (Go's client does the same).
     pub fn from_config(
         endpoint: &str,
         cfg: &HttpClientConfig,
-        client: &reqwest::Client,
+        url_credentials: Option<(String, String)>,
     ) -> Result<Auth, WriteError> {
         let invalid = |message: String| WriteError::InvalidConfig {
             endpoint: endpoint.to_owned(),
@@ -86,10 +88,12 @@ impl Auth {
             return Ok(Auth::Static(basic(&b.username, &secret(&b.password))));
         }
         if let Some(o) = &cfg.oauth2 {
-            let source = TokenSource::new(endpoint, o, client.clone())?;
+            let source = TokenSource::new(endpoint, o)?;
             return Ok(Auth::OAuth2(Arc::new(source)));
         }
-        Ok(Auth::None)
+        Ok(url_credentials.map_or(Auth::None, |(user, password)| {
+            Auth::Static(basic(&user, &password))
+        }))
     }
 
     /// The header for the next attempt, if any.
@@ -154,8 +158,7 @@ mod tests {
     use crate::write::http_config::{Authorization, BasicAuth};
 
     fn header(cfg: HttpClientConfig) -> Option<HeaderValue> {
-        let client = crate::write::client::build("e", &HttpClientConfig::default()).unwrap();
-        let auth = Auth::from_config("e", &cfg, &client).unwrap();
+        let auth = Auth::from_config("e", &cfg, None).unwrap();
         futures_util::FutureExt::now_or_never(auth.header())
             .unwrap()
             .unwrap()
@@ -189,6 +192,24 @@ mod tests {
         };
         assert_eq!(header(cfg).unwrap(), "Token abc");
         assert_eq!(header(HttpClientConfig::default()), None);
+        let from_url = Auth::from_config("e", &HttpClientConfig::default(), url_user());
+        let from_url = futures_util::FutureExt::now_or_never(from_url.unwrap().header());
+        assert_eq!(from_url.unwrap().unwrap().unwrap(), "Basic dXNlcjpwYXNz");
+    }
+
+    fn url_user() -> Option<(String, String)> {
+        Some(("user".to_owned(), "pass".to_owned()))
+    }
+
+    #[test]
+    fn configured_auth_wins_over_url_credentials() {
+        let cfg = HttpClientConfig {
+            bearer_token: Some(Secret::new("tok")),
+            ..Default::default()
+        };
+        let auth = Auth::from_config("e", &cfg, url_user()).unwrap();
+        let v = futures_util::FutureExt::now_or_never(auth.header()).unwrap();
+        assert_eq!(v.unwrap().unwrap(), "Bearer tok");
     }
 
     #[test]
@@ -200,8 +221,7 @@ mod tests {
             bearer_token_file: path.to_str().unwrap().to_owned(),
             ..Default::default()
         };
-        let client = crate::write::client::build("e", &HttpClientConfig::default()).unwrap();
-        let auth = Auth::from_config("e", &cfg, &client).unwrap();
+        let auth = Auth::from_config("e", &cfg, None).unwrap();
         let get = || futures_util::FutureExt::now_or_never(auth.header()).unwrap();
         assert_eq!(get().unwrap().unwrap(), "Bearer first");
         std::fs::write(&path, " second ").unwrap();

@@ -109,13 +109,18 @@ fn decode_http_client(d: &mut BlockDecoder<'_>) -> HttpClientConfig {
         tls_config: d.block("tls_config").unwrap_or_default(),
         follow_redirects: d.attr("follow_redirects", defaults.follow_redirects),
         enable_http2: d.attr("enable_http2", defaults.enable_http2),
-        proxy: ProxyConfig {
-            proxy_url: d.attr("proxy_url", String::new()),
-            no_proxy: d.attr("no_proxy", String::new()),
-            proxy_from_environment: d.attr("proxy_from_environment", false),
-            proxy_connect_header: d.attr("proxy_connect_header", BTreeMap::new()),
-        },
+        proxy: decode_proxy(d),
         http_headers: d.attr("http_headers", BTreeMap::new()),
+    }
+}
+
+/// The proxy attributes, squashed into `endpoint` and into `oauth2`.
+fn decode_proxy(d: &mut BlockDecoder<'_>) -> ProxyConfig {
+    ProxyConfig {
+        proxy_url: d.attr("proxy_url", String::new()),
+        no_proxy: d.attr("no_proxy", String::new()),
+        proxy_from_environment: d.attr("proxy_from_environment", false),
+        proxy_connect_header: d.attr("proxy_connect_header", BTreeMap::new()),
     }
 }
 
@@ -148,6 +153,8 @@ impl DecodeBlock for OAuth2Config {
             token_url: d.attr("token_url", String::new()),
             scopes: d.attr("scopes", Vec::new()),
             endpoint_params: d.attr("endpoint_params", BTreeMap::new()),
+            tls_config: d.block("tls_config").unwrap_or_default(),
+            proxy: decode_proxy(d),
         }
     }
 }

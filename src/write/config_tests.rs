@@ -217,3 +217,49 @@ fn validation_diagnostics() {
     assert_eq!(unknown.len(), 1);
     assert!(unknown[0].contains("bogus"), "{unknown:?}");
 }
+
+#[test]
+fn oauth2_has_its_own_tls_and_proxy() {
+    let (args, errors) = decode_args(
+        r#"
+  endpoint {
+    url = "https://pyroscope:4040"
+    oauth2 {
+      client_id = "id"
+      client_secret = "s"
+      token_url = "https://idp/token"
+      proxy_url = "http://proxy:3128"
+      proxy_connect_header = { "X-A" = ["b"] }
+      tls_config {
+        ca_file = "/etc/idp-ca.pem"
+        insecure_skip_verify = true
+      }
+    }
+  }"#,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let oauth2 = args.endpoints[0].http_client.oauth2.as_ref().unwrap();
+    assert_eq!(oauth2.proxy.proxy_url, "http://proxy:3128");
+    assert_eq!(oauth2.proxy.proxy_connect_header["X-A"][0].expose(), "b");
+    assert_eq!(oauth2.tls_config.ca_file, "/etc/idp-ca.pem");
+    assert!(oauth2.tls_config.insecure_skip_verify);
+    // The endpoint's own proxy is untouched.
+    assert!(args.endpoints[0].http_client.proxy.proxy_url.is_empty());
+
+    let (args, _) = decode_args(
+        r#"
+  endpoint {
+    url = "https://pyroscope:4040"
+    oauth2 {
+      client_id = "id"
+      client_secret = "s"
+      token_url = "https://idp/token"
+      no_proxy = "idp"
+    }
+  }"#,
+    );
+    assert_eq!(
+        args.endpoints[0].problems()[0],
+        "oauth2: if no_proxy is configured, proxy_url must also be configured"
+    );
+}

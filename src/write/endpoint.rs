@@ -1,14 +1,17 @@
-//! One configured endpoint, ready to send: its pooled client, URLs,
+//! One configured endpoint, ready to send: its pooled transport, URIs,
 //! configured headers, authentication, retry policy and metric handles.
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use bytes::{BufMut, BytesMut};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Uri};
 
 use super::auth::Auth;
 use super::backoff::BackoffConfig;
 use super::metrics::{EndpointMetrics, Metrics};
-use super::{EndpointConfig, WriteError, client, headers};
+use super::transport::{Settings, Transport};
+use super::{EndpointConfig, WriteError, headers};
 
 /// The Connect procedure of `push.v1.PusherService/Push`.
 const PUSH_PROCEDURE: &str = "/push.v1.PusherService/Push";
@@ -24,10 +27,11 @@ pub(super) struct RetryPolicy {
 pub(super) struct Endpoint {
     /// The URL with any password redacted: metric label, logs, errors.
     pub label: String,
-    pub push_url: reqwest::Url,
-    /// The configured URL; ingest requests join their path onto it.
-    pub base_url: reqwest::Url,
-    pub client: reqwest::Client,
+    pub push_uri: Uri,
+    /// Where ingest requests go: the configured URL's scheme, host and
+    /// path, which each request's path is joined onto.
+    base: Base,
+    pub transport: Transport,
     /// `headers` then `http_headers`.
     pub configured_headers: HeaderMap,
     pub auth: Auth,
@@ -49,15 +53,21 @@ impl Endpoint {
         if let Some(problem) = cfg.problems().into_iter().next() {
             return Err(invalid(problem));
         }
-        let base_url = parse_url(&cfg.url).map_err(&invalid)?;
-        let push_url = parse_url(&format!(
-            "{}{PUSH_PROCEDURE}",
-            cfg.url.trim_end_matches('/')
-        ))
-        .map_err(&invalid)?;
+        let url = parse_url(&cfg.url).map_err(&invalid)?;
+        let base = Base::new(&url).map_err(&invalid)?;
+        let push_uri = base.join(PUSH_PROCEDURE, "").map_err(&invalid)?;
         let backoff = BackoffConfig::new(cfg.min_backoff_period, cfg.max_backoff_period)
             .map_err(|e| invalid(e.to_string()))?;
-        let client = client::build(&label, &cfg.http_client)?;
+        let http = &cfg.http_client;
+        let transport = Transport::build(
+            &label,
+            &Settings {
+                tls: &http.tls_config,
+                proxy: &http.proxy,
+                http2: http.enable_http2,
+                follow_redirects: http.follow_redirects,
+            },
+        )?;
         let mut configured_headers = HeaderMap::new();
         headers::extend_configured(
             &mut configured_headers,
@@ -78,13 +88,13 @@ impl Endpoint {
                 .map(|(k, vs)| (k.as_str(), vs.iter().map(|s| s.expose()).collect())),
             true,
         )?;
-        let auth = Auth::from_config(&label, &cfg.http_client, &client)?;
+        let auth = Auth::from_config(&label, &cfg.http_client, url_credentials(&url))?;
         Ok(Self {
             metrics: metrics.endpoint(component_id, &label),
             label,
-            push_url,
-            base_url,
-            client,
+            push_uri,
+            base,
+            transport,
             configured_headers,
             auth,
             policy: RetryPolicy {
@@ -96,21 +106,75 @@ impl Endpoint {
         })
     }
 
-    /// `<url path>/<incoming path>` with `query`, as Go's `path.Join`
-    /// would give for the usual `/ingest`.
-    pub fn ingest_url(&self, incoming_path: &str, query: &str) -> reqwest::Url {
-        let mut url = self.base_url.clone();
-        let base = url.path().trim_end_matches('/');
-        let tail = incoming_path.trim_start_matches('/');
-        let path = format!("{base}/{tail}");
-        url.set_path(&path);
-        url.set_query((!query.is_empty()).then_some(query));
-        url
+    /// `<url path>/<incoming path>?<query>`, as Go's `path.Join` would
+    /// give for the usual `/ingest`.
+    pub fn ingest_uri(&self, incoming_path: &str, query: &str) -> Result<Uri, String> {
+        self.base.join(incoming_path, query)
     }
 }
 
-pub(super) fn parse_url(s: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("invalid url {:?}: {e}", redacted(s)))?;
+/// The parts of the endpoint URL every request reuses.
+struct Base {
+    scheme: Scheme,
+    /// Without user info: that becomes basic auth ([`url_credentials`]).
+    authority: Authority,
+    /// The URL's path without its trailing slash (`""` for `/`).
+    path: String,
+}
+
+impl Base {
+    fn new(url: &url::Url) -> Result<Self, String> {
+        let host_port = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(format!("url {:?} has no host", redacted(url.as_str()))),
+        };
+        Ok(Self {
+            scheme: url.scheme().parse().map_err(|e| format!("scheme: {e}"))?,
+            authority: host_port.parse().map_err(|e| format!("host: {e}"))?,
+            path: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn join(&self, tail: &str, query: &str) -> Result<Uri, String> {
+        let tail = tail.trim_start_matches('/');
+        let mut buf = BytesMut::with_capacity(self.path.len() + tail.len() + query.len() + 2);
+        buf.put_slice(self.path.as_bytes());
+        buf.put_u8(b'/');
+        buf.put_slice(tail.as_bytes());
+        if !query.is_empty() {
+            buf.put_u8(b'?');
+            buf.put_slice(query.as_bytes());
+        }
+        let path = PathAndQuery::from_maybe_shared(buf.freeze()).map_err(|e| e.to_string())?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `user:password@` in the endpoint URL, percent-decoded: Go's client
+/// sends it as basic auth when nothing else sets `Authorization`.
+fn url_credentials(url: &url::Url) -> Option<(String, String)> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((
+        decode(url.username()),
+        decode(url.password().unwrap_or_default()),
+    ))
+}
+
+pub(super) fn parse_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("invalid url {:?}: {e}", redacted(s)))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
         return Err(format!(
             "url {:?} must be http:// or https:// with a host",
@@ -123,7 +187,7 @@ pub(super) fn parse_url(s: &str) -> Result<reqwest::Url, String> {
 /// The URL as configured, or with its password replaced by `xxxxx` (Go's
 /// `URL.Redacted`) when it has one.
 pub(super) fn redacted(s: &str) -> String {
-    match reqwest::Url::parse(s) {
+    match url::Url::parse(s) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("xxxxx"));
             url.to_string()
@@ -149,28 +213,29 @@ mod tests {
         let metrics = Metrics::register(&mut registry);
         let ep = |url: &str| Endpoint::build("c", &EndpointConfig::new(url), &metrics);
         let e = ep("http://h:4040/").unwrap();
+        assert_eq!(e.push_uri, "http://h:4040/push.v1.PusherService/Push");
         assert_eq!(
-            e.push_url.as_str(),
-            "http://h:4040/push.v1.PusherService/Push"
-        );
-        assert_eq!(
-            e.ingest_url("/ingest", "a=1").as_str(),
+            e.ingest_uri("/ingest", "a=1").unwrap(),
             "http://h:4040/ingest?a=1"
         );
         let e = ep("http://h/prefix").unwrap();
+        assert_eq!(e.push_uri, "http://h/prefix/push.v1.PusherService/Push");
         assert_eq!(
-            e.push_url.as_str(),
-            "http://h/prefix/push.v1.PusherService/Push"
-        );
-        assert_eq!(
-            e.ingest_url("/ingest", "").as_str(),
+            e.ingest_uri("/ingest", "").unwrap(),
             "http://h/prefix/ingest"
         );
-        let e = ep("http://h/prefix/").unwrap();
+        let e = ep("http://u:p%40ss@h/prefix/").unwrap();
         assert_eq!(
-            e.ingest_url("/ingest", "n=x").as_str(),
+            e.ingest_uri("/ingest", "n=x").unwrap(),
             "http://h/prefix/ingest?n=x"
         );
+        assert_eq!(
+            url_credentials(&parse_url("http://u:p%40ss@h/").unwrap()),
+            Some(("u".to_owned(), "p@ss".to_owned()))
+        );
+        assert_eq!(url_credentials(&parse_url("http://h/").unwrap()), None);
+        let e = ep("https://[::1]:9/").unwrap();
+        assert_eq!(e.push_uri, "https://[::1]:9/push.v1.PusherService/Push");
         assert!(ep("ftp://h").is_err());
         assert!(
             ep("not a url")

@@ -72,6 +72,9 @@ pub struct OAuth2Config {
     pub token_url: String,
     pub scopes: Vec<String>,
     pub endpoint_params: BTreeMap<String, String>,
+    /// TLS and proxy of the token requests (Prometheus: not the endpoint's).
+    pub tls_config: TlsConfig,
+    pub proxy: ProxyConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -176,7 +179,11 @@ impl OAuth2Config {
         } else if secret && !self.client_secret_file.is_empty() {
             "at most one of oauth2 client_secret & client_secret_file must be configured"
         } else {
-            return None;
+            return self
+                .tls_config
+                .problem()
+                .or_else(|| self.proxy.problem())
+                .map(|m| format!("oauth2: {m}"));
         };
         Some(msg.to_owned())
     }

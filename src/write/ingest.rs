@@ -6,7 +6,7 @@ use http::header::CONTENT_TYPE;
 use super::appender::{State, all_endpoints};
 use super::send::{Kind, Prepared, send};
 use super::{headers, labels, query};
-use crate::codec::labelset;
+use crate::codec::{Code, labelset};
 use crate::pipeline::{AppendError, IngestProfile, Profile};
 
 pub(super) async fn append(
@@ -27,14 +27,23 @@ pub(super) async fn append(
                 headers.append(CONTENT_TYPE, ct.clone());
             }
         }
+        let uri = match ep.ingest_uri(&ingest.path, &query) {
+            Ok(uri) => uri,
+            Err(e) => {
+                let message = format!("cannot build the backend URL: {e}");
+                return futures_util::future::Either::Left(async move {
+                    Err(AppendError::new(Code::InvalidArgument, message))
+                });
+            }
+        };
         let req = Prepared {
-            url: ep.ingest_url(&ingest.path, &query),
+            uri,
             headers,
             body: ingest.body.clone(),
             bytes: ingest.body.len(),
             profiles: 1,
         };
-        send(ep, Kind::Ingest, req, profile.deadline)
+        futures_util::future::Either::Right(send(ep, Kind::Ingest, req, profile.deadline))
     })
     .await
 }

@@ -11,14 +11,13 @@
 //! in the one loop of [`send`]. Metrics are in [`metrics`].
 //!
 //! Layout: `config` decodes the Alloy block, `http_config` holds the HTTP
-//! client settings and their validation, `client`/`tls` build the pooled
+//! client settings and their validation, `transport`/`tls` build the pooled
 //! client, `auth`/`oauth2` produce `Authorization`, `endpoint` ties one
 //! endpoint together, `appender` is what the receiver calls.
 
 mod appender;
 mod auth;
 mod backoff;
-mod client;
 mod config;
 #[cfg(test)]
 mod config_tests;
@@ -34,6 +33,7 @@ mod query;
 mod retry;
 mod send;
 mod tls;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,11 +47,11 @@ use appender::{State, WriteAppender};
 
 pub use crate::config::Secret;
 pub use backoff::InvalidBackoff;
-pub use client::USER_AGENT;
 pub use http_config::{
     Authorization, BasicAuth, HttpClientConfig, OAuth2Config, ProxyConfig, TlsConfig, TlsVersion,
 };
 pub use metrics::Metrics;
+pub use transport::USER_AGENT;
 
 /// The component's arguments.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -10,8 +10,9 @@ use std::sync::Mutex as SyncMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::HeaderValue;
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -19,6 +20,7 @@ use super::WriteError;
 use super::auth::{AuthFailure, basic, read_trimmed, sensitive};
 use super::http_config::OAuth2Config;
 use super::query::{form, query_escape};
+use super::transport::{Outgoing, Settings, Transport, read_bounded};
 use crate::config::Secret;
 
 /// Tokens are refreshed this long before their stated expiry.
@@ -27,8 +29,8 @@ const EXPIRY_DELTA: Duration = Duration::from_secs(10);
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 pub(super) struct TokenSource {
-    client: reqwest::Client,
-    token_url: reqwest::Url,
+    transport: Transport,
+    token_url: Uri,
     client_id: String,
     secret: ClientSecret,
     scopes: Vec<String>,
@@ -53,22 +55,31 @@ struct Token {
 }
 
 impl TokenSource {
-    pub fn new(
-        endpoint: &str,
-        cfg: &OAuth2Config,
-        client: reqwest::Client,
-    ) -> Result<Self, WriteError> {
-        let token_url =
-            reqwest::Url::parse(&cfg.token_url).map_err(|e| WriteError::InvalidConfig {
-                endpoint: endpoint.to_owned(),
-                message: format!("oauth2 token_url {:?}: {e}", cfg.token_url),
-            })?;
+    pub fn new(endpoint: &str, cfg: &OAuth2Config) -> Result<Self, WriteError> {
+        let invalid = |e: String| WriteError::InvalidConfig {
+            endpoint: endpoint.to_owned(),
+            message: format!("oauth2 token_url {:?}: {e}", cfg.token_url),
+        };
+        let token_url = super::endpoint::parse_url(&cfg.token_url)
+            .map_err(invalid)?
+            .as_str()
+            .parse::<Uri>()
+            .map_err(|e| invalid(e.to_string()))?;
+        let transport = Transport::build(
+            endpoint,
+            &Settings {
+                tls: &cfg.tls_config,
+                proxy: &cfg.proxy,
+                http2: true,
+                follow_redirects: true,
+            },
+        )?;
         let secret = match &cfg.client_secret {
             Some(s) if !s.expose().is_empty() => ClientSecret::Inline(s.clone()),
             _ => ClientSecret::File(cfg.client_secret_file.clone()),
         };
         Ok(Self {
-            client,
+            transport,
             token_url,
             client_id: cfg.client_id.clone(),
             secret,
@@ -145,22 +156,29 @@ impl TokenSource {
         }
         pairs.extend(params);
         pairs.sort_by_key(|(k, _)| *k);
-        let mut req = self
-            .client
-            .post(self.token_url.clone())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(pairs));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         if !in_body {
             let auth = basic(&query_escape(&self.client_id), &query_escape(secret));
-            req = req.header(AUTHORIZATION, auth);
+            headers.insert(AUTHORIZATION, auth);
         }
         let failed = |m: String| Refused::Other(format!("oauth2: cannot fetch token: {m}"));
-        let resp = req
-            .send()
+        let req = Outgoing {
+            method: Method::POST,
+            uri: self.token_url.clone(),
+            headers,
+            body: Bytes::from(form(pairs)),
+        };
+        let resp = self
+            .transport
+            .send(req)
             .await
-            .map_err(|e| failed(super::send::error_chain(&e.without_url())))?;
+            .map_err(|e| failed(e.to_string()))?;
         let status = resp.status();
-        let body = super::send::read_bounded(resp, MAX_TOKEN_RESPONSE).await;
+        let body = read_bounded(resp, MAX_TOKEN_RESPONSE).await;
         if !status.is_success() {
             let message = format!("{status}; body: {}", String::from_utf8_lossy(&body));
             return Err(if status.is_client_error() && !in_body {

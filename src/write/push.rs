@@ -38,7 +38,7 @@ pub(super) async fn append(
         headers.insert(CONTENT_TYPE, CONNECT_PROTO);
         headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
         let req = Prepared {
-            url: ep.push_url.clone(),
+            uri: ep.push_uri.clone(),
             headers,
             body: body.clone(),
             bytes,

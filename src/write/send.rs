@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Method, Response, Uri};
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::auth::AuthFailure;
@@ -20,6 +21,7 @@ use super::backoff::Backoff;
 use super::endpoint::Endpoint;
 use super::metrics::{KindLatency, observe};
 use super::retry::{Decision, Outcome, classify, parse_retry_after};
+use super::transport::{Outgoing, read_bounded};
 use crate::codec::timeout::encode_connect_timeout_ms;
 use crate::codec::{Code, connect_error};
 use crate::pipeline::AppendError;
@@ -38,7 +40,7 @@ pub(super) enum Kind {
 
 /// One downstream request, reusable across attempts.
 pub(super) struct Prepared {
-    pub url: reqwest::Url,
+    pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Profile bytes and profiles it carries, for the sent/dropped counters.
@@ -131,15 +133,20 @@ async fn retry_loop(
     }
 }
 
+/// Giving up at the deadline keeps the last attempt's HTTP status: an
+/// `/ingest` agent whose backend answered 503 is told 503, not 500. RPC
+/// callers get `deadline_exceeded`, which is what ran out.
 fn deadline_error(last: Option<AppendError>) -> AppendError {
-    let message = match last {
-        Some(e) => format!(
-            "deadline exceeded before the next attempt; last error: {}",
-            e.message
-        ),
-        None => "deadline exceeded before the first attempt".to_owned(),
-    };
-    AppendError::deadline_exceeded(message)
+    match last {
+        Some(e) => AppendError {
+            http_status: e.http_status,
+            ..AppendError::deadline_exceeded(format!(
+                "deadline exceeded before the next attempt; last error: {}",
+                e.message
+            ))
+        },
+        None => AppendError::deadline_exceeded("deadline exceeded before the first attempt"),
+    }
 }
 
 /// One attempt: the outcome and, unless it succeeded, the error it means.
@@ -171,18 +178,20 @@ async fn attempt(
             );
         }
         let sent = ep
-            .client
-            .post(req.url.clone())
-            .headers(headers)
-            .body(req.body.clone())
-            .send()
+            .transport
+            .send(Outgoing {
+                method: Method::POST,
+                uri: req.uri.clone(),
+                headers,
+                body: req.body.clone(),
+            })
             .await;
         match sent {
             Ok(resp) => interpret(ep, kind, resp).await,
-            Err(e) => {
-                let message = error_chain(&e.without_url());
-                (Outcome::Transport, Some(AppendError::unavailable(message)))
-            }
+            Err(e) => (
+                Outcome::Transport,
+                Some(AppendError::unavailable(e.to_string())),
+            ),
         }
     };
     match tokio::time::timeout(timeout, run).await {
@@ -199,7 +208,7 @@ async fn attempt(
 async fn interpret(
     ep: &Endpoint,
     kind: Kind,
-    resp: reqwest::Response,
+    resp: Response<Incoming>,
 ) -> (Outcome, Option<AppendError>) {
     let status = resp.status().as_u16();
     if resp.status().is_success() {
@@ -242,21 +251,6 @@ async fn interpret(
         }
     };
     (outcome, Some(err))
-}
-
-/// Reads at most `limit` bytes of a body; a read error ends it early.
-pub(super) async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < limit {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(limit - out.len());
-                out.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    out
 }
 
 /// An error and its causes, `a: b: c`.
