@@ -1,5 +1,6 @@
 //! Wire formats: protobuf messages, Connect / gRPC / gRPC-Web framing,
-//! the Pyroscope labelset grammar, and bounded decompression.
+//! the Pyroscope labelset grammar, URL query components, and bounded
+//! decompression.
 //!
 //! Nothing here does I/O: receivers and senders hand in bytes and header
 //! values and get typed messages or a [`CodecError`] carrying the status
@@ -13,6 +14,7 @@ pub mod labelset;
 pub mod proto;
 pub mod push;
 mod push_json;
+pub mod query;
 pub mod rpc;
 mod status;
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::body::{self, BodyError};
 use super::forward;
 use super::reply;
 use super::router::{App, Deadlines, Outcome};
-use crate::codec::labelset;
+use crate::codec::{labelset, query};
 use crate::pipeline::{IngestProfile, Labels, Payload, Profile};
 
 pub(super) async fn handle<B>(request: Request<B>, app: &App, deadlines: Deadlines) -> Outcome
@@ -109,7 +109,7 @@ fn body_error(err: BodyError) -> reply::HttpResponse {
 /// Pyroscope labelset grammar (a parse error is logged and gives no
 /// labels), then `service_name` / `app_name` from `__name__`.
 pub(super) fn labels_from_query(query: &str) -> Labels {
-    let mut labels = match query_value(query, "name") {
+    let mut labels = match query::value(query, "name") {
         Some(name) if !name.is_empty() => labelset::parse(&name).unwrap_or_else(|err| {
             tracing::warn!(name = %name, error = %err, "failed to parse the name parameter");
             Labels::new()
@@ -118,63 +118,4 @@ pub(super) fn labels_from_query(query: &str) -> Labels {
     };
     forward::ensure_service_name(&mut labels);
     labels
-}
-
-/// The first value of `key` in a URL query, decoded as Go's
-/// `url.ParseQuery` does (`+` is a space; a pair with a bad `%` escape or
-/// a `;` is skipped).
-pub(super) fn query_value(query: &str, key: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.contains(';'))
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((unescape(k)?, unescape(v)?))
-        })
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-}
-
-/// Form-URL-decoding; `None` on a malformed escape.
-fn unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_decode_like_go() {
-        let q = "from=1&name=app%7Benv%3Dprod%7D&name=second&x=a+b";
-        assert_eq!(query_value(q, "name").as_deref(), Some("app{env=prod}"));
-        assert_eq!(query_value(q, "x").as_deref(), Some("a b"));
-        assert_eq!(query_value(q, "missing"), None);
-        assert_eq!(
-            query_value("name=%zz&name=ok", "name").as_deref(),
-            Some("ok")
-        );
-        assert_eq!(query_value("name", "name").as_deref(), Some(""));
-        assert_eq!(query_value("name=%+1", "name"), None);
-        assert_eq!(query_value("a=1;name=x", "name"), None);
-    }
 }

@@ -1,6 +1,8 @@
 //! Every metric family of `pyroscope.receive_http`, registered in one
 //! place. All series carry `component_id` and `component_path="/"`.
 
+use std::sync::{Arc, RwLock};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -109,11 +111,23 @@ pub(super) struct ComponentMetrics {
     pub component_id: String,
     pub connections: Gauge,
     pub connections_limit: Gauge,
-    families: std::sync::Arc<Metrics>,
+    families: Arc<Metrics>,
+    resolved: Arc<Resolved>,
+}
+
+/// Metric handles this component has already looked up. A request finds
+/// its handle by comparing a few short strings under a read lock, instead
+/// of building an owned label set and hashing it in the family.
+#[derive(Debug, Default)]
+struct Resolved {
+    /// (route, protocol, status) → duration histogram.
+    durations: RwLock<Vec<([String; 3], Histogram)>>,
+    /// route → (bytes, profiles).
+    received: RwLock<Vec<(String, Counter, Counter)>>,
 }
 
 impl ComponentMetrics {
-    pub fn new(component_id: &str, families: std::sync::Arc<Metrics>) -> Self {
+    pub fn new(component_id: &str, families: Arc<Metrics>) -> Self {
         let labels = conn_labels(component_id);
         let connections = families.tcp_connections.get_or_create(&labels).clone();
         let connections_limit = families
@@ -125,10 +139,17 @@ impl ComponentMetrics {
             connections,
             connections_limit,
             families,
+            resolved: Arc::default(),
         }
     }
 
     pub fn observe_request(&self, route: &str, protocol: &str, status: &str, seconds: f64) {
+        let key = [route, protocol, status];
+        let durations = &self.resolved.durations;
+        if let Some((_, h)) = read(durations).iter().find(|(k, _)| k == &key) {
+            h.observe(seconds);
+            return;
+        }
         let labels = RequestLabels {
             component_id: self.component_id.clone(),
             component_path: "/".to_owned(),
@@ -136,30 +157,32 @@ impl ComponentMetrics {
             protocol: protocol.to_owned(),
             status: status.to_owned(),
         };
-        self.families
-            .request_duration
-            .get_or_create(&labels)
-            .observe(seconds);
+        let h = self.families.request_duration.get_or_create_owned(&labels);
+        h.observe(seconds);
+        write(durations).push((key.map(str::to_owned), h));
     }
 
     pub fn received(&self, route: &str, bytes: usize, profiles: usize) {
+        let inc = |(_, b, p): &(String, Counter, Counter)| {
+            b.inc_by(bytes as u64);
+            p.inc_by(profiles as u64);
+        };
+        let received = &self.resolved.received;
+        if let Some(found) = read(received).iter().find(|(r, _, _)| r == route) {
+            return inc(found);
+        }
         let labels = RouteLabels {
             component_id: self.component_id.clone(),
             component_path: "/".to_owned(),
             route: route.to_owned(),
         };
-        if bytes > 0 {
-            self.families
-                .received_bytes
-                .get_or_create(&labels)
-                .inc_by(bytes as u64);
-        }
-        if profiles > 0 {
-            self.families
-                .received_profiles
-                .get_or_create(&labels)
-                .inc_by(profiles as u64);
-        }
+        let entry = (
+            route.to_owned(),
+            self.families.received_bytes.get_or_create_owned(&labels),
+            self.families.received_profiles.get_or_create_owned(&labels),
+        );
+        inc(&entry);
+        write(received).push(entry);
     }
 
     /// Drops this component's connection gauges (the component is gone).
@@ -170,10 +193,66 @@ impl ComponentMetrics {
     }
 }
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn conn_labels(component_id: &str) -> ConnLabels {
     ConnLabels {
         component_id: component_id.to_owned(),
         component_path: "/".to_owned(),
         protocol: "http".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn resolved_handles_feed_the_registered_families() {
+        let mut registry = Registry::default();
+        let metrics = ComponentMetrics::new("in", Arc::new(Metrics::register(&mut registry)));
+        let other = metrics.clone();
+        metrics.observe_request("ingest", "http", "200", 0.001);
+        other.observe_request("ingest", "http", "200", 0.002);
+        metrics.observe_request("ingest", "http", "400", 0.001);
+        metrics.received("ingest", 100, 1);
+        other.received("ingest", 50, 1);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} missing in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let labels = r#"component_id="in",component_path="/",route="ingest""#;
+        assert_eq!(
+            line(&format!(
+                "pyroscope_receive_http_received_bytes_total{{{labels}}}"
+            )),
+            "150"
+        );
+        assert_eq!(
+            line(&format!(
+                "pyroscope_receive_http_received_profiles_total{{{labels}}}"
+            )),
+            "2"
+        );
+        let count = |status: &str| {
+            line(&format!(
+                r#"pyroscope_receive_http_request_duration_seconds_count{{{labels},protocol="http",status="{status}"}}"#
+            ))
+        };
+        assert_eq!((count("200").as_str(), count("400").as_str()), ("2", "1"));
     }
 }

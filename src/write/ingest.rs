@@ -16,7 +16,7 @@ pub(super) async fn append(
 ) -> Result<(), AppendError> {
     let named = labels::service_name_as_name(&ingest.labels);
     labels::validate(&named)?;
-    let merged = labels::with_external(&named, &state.external);
+    let merged = labels::with_external(named, &state.external);
     let query = query::with_name(&ingest.query, &labelset::normalized(&merged));
     all_endpoints(state, |ep| {
         let mut headers = headers::assemble(&ep.configured_headers, &profile.forwarded_headers);

@@ -60,12 +60,11 @@ pub fn service_name_as_name(labels: &Labels) -> Labels {
 
 /// The ingest path's merge after validation: external labels override and
 /// an empty value deletes (labelset `Add`).
-pub fn with_external(labels: &Labels, external: &[(String, String)]) -> Labels {
-    let mut out = labels.clone();
+pub fn with_external(mut labels: Labels, external: &[(String, String)]) -> Labels {
     for (name, value) in external {
-        out.set(name.as_str(), value.as_str());
+        labels.set(name.as_str(), value.as_str());
     }
-    out
+    labels
 }
 
 #[cfg(test)]
@@ -155,7 +154,7 @@ mod tests {
         let unchanged = service_name_as_name(&Labels::from_pairs([("__name__", "x")]));
         assert_eq!(unchanged.get("__name__"), Some("x"));
         let merged = with_external(
-            &Labels::from_pairs([("__name__", "a"), ("env", "staging"), ("drop", "me")]),
+            Labels::from_pairs([("__name__", "a"), ("env", "staging"), ("drop", "me")]),
             &[
                 ("env".into(), "prod".into()),
                 ("drop".into(), String::new()),
