@@ -333,3 +333,18 @@ fn prints_the_version() {
         format!("pyroscope-relay {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn the_relabel_rules_export_is_a_rules_capsule() {
+    let relabel = "pyroscope.relabel \"tidy\" {\n  forward_to = []\n  rule {\n    action = \"labeldrop\"\n    regex = \"tmp_.*\"\n  }\n}\n";
+    // Referencing the export resolves; it has Alloy's type, so it is
+    // refused where a receiver is expected, naming that type.
+    let config = format!(
+        "{relabel}pyroscope.receive_http \"in\" {{\n  forward_to = [pyroscope.relabel.tidy.rules]\n}}\n"
+    );
+    assert_rejected(
+        &config,
+        "9:16",
+        "RelabelRules \"pyroscope.relabel.tidy\" is not a profiles receiver",
+    );
+}

@@ -151,9 +151,6 @@ pub fn plan(
             scope.insert_receiver(&receiver);
             receivers.insert(c.id.clone(), receiver);
         }
-        if c.kind.exports().contains(&"rules") {
-            scope.insert(&c.id, "rules", crate::config::Value::List(Vec::new()));
-        }
     }
 
     let order = order_components(&dependencies(&declared, &mut diags), &mut diags);
@@ -164,6 +161,11 @@ pub fn plan(
         let mut d = BlockDecoder::new(c.body, c.header_span, &scope, &mut diags);
         let args = c.kind.decode(&mut d);
         d.finish();
+        // Components are decoded in dependency order, so a reference to
+        // `pyroscope.relabel.<label>.rules` sees the rules decoded here.
+        if let Args::Relabel(relabel) = &args {
+            scope.insert(&id, "rules", rules_export(&id, &relabel.rules));
+        }
         components.push(PlannedComponent {
             id,
             kind: c.kind,
@@ -179,6 +181,12 @@ pub fn plan(
         logging,
         receivers,
     })
+}
+
+/// Alloy's `RelabelRules` capsule: the rules as configured.
+fn rules_export(id: &str, rules: &[crate::relabel::RuleConfig]) -> crate::config::Value {
+    let capsule = crate::config::Capsule::new("RelabelRules", id, rules.to_vec());
+    crate::config::Value::Capsule(capsule)
 }
 
 fn render(map: &SourceMap, mut diags: Vec<Diagnostic>) -> LoadError {
