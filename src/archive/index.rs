@@ -130,7 +130,16 @@ impl State {
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub metrics: ArcSwapOption<ComponentMetrics>,
+    /// Told once when the writer stops accepting writes.
+    pub on_failure: Option<FailureHook>,
+    /// Makes the next `fdatasync` fail: a failing disk cannot be had on
+    /// demand in a test, and what matters is what follows the failure.
+    #[cfg(test)]
+    pub fail_next_sync: std::sync::atomic::AtomicBool,
 }
+
+/// Called with the reason when the archive stops accepting writes.
+pub type FailureHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, State> {

@@ -123,6 +123,7 @@ use std::time::Duration;
 
 use crate::codec::Code;
 use crate::pipeline::{AppendError, Appender, Payload, Profile, Receiver};
+use crate::runtime::Health;
 
 /// `pyroscope.archive` arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +162,7 @@ impl Arguments {
 pub struct Archive {
     component_id: String,
     data_dir: PathBuf,
+    health: Health,
     receiver: Receiver,
     metrics: Arc<Metrics>,
     current: Mutex<Current>,
@@ -174,19 +176,22 @@ struct Current {
 
 impl Archive {
     /// Opens (recovering) the store and routes `receiver` to it.
+    /// A write failure that stops the store marks `health` unhealthy.
     pub fn start(
         component_id: &str,
         data_dir: PathBuf,
         receiver: Receiver,
         args: Arguments,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> Result<Archive, ArchiveError> {
         let dir = args.dir(&data_dir);
-        let store = Arc::new(open(&dir, &args, &metrics, component_id)?);
+        let store = Arc::new(open(&dir, &args, &metrics, component_id, &health)?);
         receiver.install(ArchiveAppender(Arc::clone(&store)));
         Ok(Archive {
             component_id: component_id.to_owned(),
             data_dir,
+            health,
             receiver,
             metrics,
             current: Mutex::new(Current { args, dir, store }),
@@ -199,7 +204,15 @@ impl Archive {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let dir = args.dir(&self.data_dir);
         if dir != current.dir {
-            let store = Arc::new(open(&dir, &args, &self.metrics, &self.component_id)?);
+            let store = Arc::new(open(
+                &dir,
+                &args,
+                &self.metrics,
+                &self.component_id,
+                &self.health,
+            )?);
+            // A store that failed is left behind with its directory.
+            self.health.set_healthy();
             current.store.set_metrics(None);
             self.receiver.install(ArchiveAppender(Arc::clone(&store)));
             tracing::info!(component_id = %self.component_id, path = %dir.display(), "archive moved");
@@ -240,10 +253,17 @@ fn open(
     args: &Arguments,
     metrics: &Metrics,
     component_id: &str,
+    health: &Health,
 ) -> Result<Store, ArchiveError> {
+    let health = health.clone();
     let options = StoreOptions {
         clock: None,
         metrics: Some(metrics.component(component_id)),
+        on_failure: Some(Arc::new(move |reason: &str| {
+            health.set_unhealthy(format!(
+                "writes to the archive stopped ({reason}); check the disk, then restart or move `path`"
+            ));
+        })),
     };
     Store::open_with(dir, args.limits(), options)
 }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
-use super::index::{Shared, create_segment, load};
+use super::index::{FailureHook, Shared, create_segment, load};
 use super::record::{self, Header, MAGIC, PREFIX, Prefix};
 use super::time::from_unix_nanos;
 use super::writer::{Request, Writer};
@@ -45,6 +45,7 @@ impl Limits {
 pub struct StoreOptions {
     pub clock: Option<Clock>,
     pub metrics: Option<ComponentMetrics>,
+    pub on_failure: Option<FailureHook>,
 }
 
 /// How much the store holds now.
@@ -117,6 +118,9 @@ impl Store {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             metrics: ArcSwapOption::new(metrics),
+            on_failure: options.on_failure,
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
         });
         let clock = options.clock.unwrap_or_else(|| Arc::new(SystemTime::now));
         let (tx, rx) = mpsc::channel();
@@ -143,6 +147,11 @@ impl Store {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared_for_tests(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Opens `dir` to read what it holds now, beside a running writer
     /// (another process): no lock, no truncation, no writes.
     pub fn open_read_only(dir: &Path) -> Result<Store, ArchiveError> {
@@ -153,6 +162,9 @@ impl Store {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 metrics: ArcSwapOption::empty(),
+                on_failure: None,
+                #[cfg(test)]
+                fail_next_sync: Default::default(),
             }),
             tx: None,
             writer: None,

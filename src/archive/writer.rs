@@ -209,6 +209,27 @@ impl Writer {
         Ok(())
     }
 
+    fn sync(&self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .shared
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        self.active.sync_data()
+    }
+
+    /// From now on every append is refused; whoever watches health is told.
+    fn fail(&mut self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "archive stops accepting writes");
+        if let Some(hook) = &self.shared.on_failure {
+            hook(&reason);
+        }
+        self.failed = Some(reason);
+    }
+
     /// Writes and syncs the batch, then indexes it.
     fn flush(&mut self, last_durable: &mut u64) -> Result<(), ArchiveError> {
         if self.buf.is_empty() {
@@ -219,13 +240,13 @@ impl Writer {
             self.discard();
             // Cut off a partial write so the segment stays parseable.
             if let Err(e2) = self.active.set_len(at) {
-                self.failed = Some(format!("{e}; then truncating: {e2}"));
+                self.fail(format!("{e}; then truncating: {e2}"));
             }
             return Err(ArchiveError::Write(e.to_string()));
         }
-        if let Err(e) = self.active.sync_data() {
+        if let Err(e) = self.sync() {
             self.discard();
-            self.failed = Some(format!("fsync: {e}"));
+            self.fail(format!("fsync: {e}"));
             return Err(ArchiveError::Failed(format!("fsync: {e}")));
         }
         let written = self.buf.len() as u64;

@@ -174,8 +174,15 @@ impl Running {
                     .map_err(|e| e.to_string())?,
             ),
             Args::Archive(a) => Running::Archive(
-                archive::Archive::start(id, data_dir, receiver, a, families.archive.clone())
-                    .map_err(|e| e.to_string())?,
+                archive::Archive::start(
+                    id,
+                    data_dir,
+                    receiver,
+                    a,
+                    families.archive.clone(),
+                    health,
+                )
+                .map_err(|e| e.to_string())?,
             ),
         })
     }

@@ -9,20 +9,68 @@ use std::time::Duration;
 use super::*;
 use crate::archive::{Archive, Arguments, Filter, Metrics, RecordId};
 use crate::pipeline::{IngestProfile, Payload, Profile, Receiver, Sample, Series};
+use crate::runtime::{Health, HealthState};
 
 fn start(data_dir: &Path, args: Arguments) -> (Archive, Receiver, Registry) {
+    let (archive, receiver, registry, _) = start_with_health(data_dir, args);
+    (archive, receiver, registry)
+}
+
+fn start_with_health(data_dir: &Path, args: Arguments) -> (Archive, Receiver, Registry, Health) {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let receiver = Receiver::new("pyroscope.archive.local");
+    let health = Health::new();
     let archive = Archive::start(
         "pyroscope.archive.local",
         data_dir.to_owned(),
         receiver.clone(),
         args,
         metrics,
+        health.clone(),
     )
     .unwrap();
-    (archive, receiver, registry)
+    (archive, receiver, registry, health)
+}
+
+#[tokio::test]
+async fn a_failed_fsync_stops_writes_and_shows_in_health() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("a");
+    let (archive, receiver, _registry, health) = start_with_health(&dir, Arguments::default());
+    receiver.append(node_ingest()).await.unwrap();
+    assert_eq!(health.state(), HealthState::Healthy);
+
+    archive
+        .store()
+        .shared_for_tests()
+        .fail_next_sync
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = receiver.append(node_ingest()).await.unwrap_err();
+    assert!(err.message.contains("fsync"), "{}", err.message);
+    // Once the disk's state is unknown, nothing more is accepted.
+    let again = receiver.append(node_ingest()).await.unwrap_err();
+    assert!(
+        again.message.contains("accepts no more writes"),
+        "{}",
+        again.message
+    );
+    let HealthState::Unhealthy(reason) = health.state() else {
+        panic!("expected unhealthy, got {:?}", health.state())
+    };
+    assert!(
+        reason.contains("writes to the archive stopped (fsync: injected"),
+        "{reason}"
+    );
+
+    // Moving the archive to a working directory makes it healthy again.
+    let moved = Arguments {
+        path: Some(data.path().join("b")),
+        ..Arguments::default()
+    };
+    archive.update(moved).unwrap();
+    assert_eq!(health.state(), HealthState::Healthy);
+    receiver.append(node_ingest()).await.unwrap();
 }
 
 pub(super) fn node_ingest() -> Profile {

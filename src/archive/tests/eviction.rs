@@ -27,6 +27,7 @@ async fn max_size_evicts_the_oldest_first() {
     let options = StoreOptions {
         clock: None,
         metrics: Some(metrics.clone()),
+        on_failure: None,
     };
     let store = Store::open_with(dir.path(), limits, options).unwrap();
     for i in 1..=40u32 {

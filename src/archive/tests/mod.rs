@@ -75,6 +75,7 @@ pub(super) fn open_with_clock(dir: &Path, limits: Limits, clock: &FakeClock) -> 
     let options = StoreOptions {
         clock: Some(clock.clock()),
         metrics: None,
+        on_failure: None,
     };
     Store::open_with(dir, limits, options).unwrap()
 }
