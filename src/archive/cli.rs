@@ -36,7 +36,9 @@ pub fn open_all(storage_path: &Path) -> Result<Vec<(String, Arc<Store>)>, Archiv
     };
     if !segment::list(storage_path)?.is_empty() {
         let store = Store::open_read_only(storage_path)?;
-        return Ok(vec![(name_of(storage_path), Arc::new(store))]);
+        let component =
+            super::recorded_component(storage_path).unwrap_or_else(|| name_of(storage_path));
+        return Ok(vec![(component, Arc::new(store))]);
     }
     let entries = std::fs::read_dir(storage_path)
         .map_err(|e| ArchiveError::io("reading", storage_path, e))?;
@@ -47,7 +49,10 @@ pub fn open_all(storage_path: &Path) -> Result<Vec<(String, Arc<Store>)>, Archiv
         .collect();
     dirs.sort();
     dirs.into_iter()
-        .map(|d| Ok((name_of(&d), Arc::new(Store::open_read_only(&d)?))))
+        .map(|d| {
+            let component = super::recorded_component(&d).unwrap_or_else(|| name_of(&d));
+            Ok((component, Arc::new(Store::open_read_only(&d)?)))
+        })
         .collect()
 }
 

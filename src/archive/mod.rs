@@ -265,7 +265,21 @@ fn open(
             ));
         })),
     };
-    Store::open_with(dir, args.limits(), options)
+    let store = Store::open_with(dir, args.limits(), options)?;
+    // The CLI reads the directory without the config; this file lets it
+    // name records as the admin API does, also for a custom `path`.
+    let file = dir.join(COMPONENT_FILE);
+    std::fs::write(&file, component_id).map_err(|e| ArchiveError::io("writing", &file, e))?;
+    Ok(store)
+}
+
+/// Holds the id of the component that last wrote the directory.
+const COMPONENT_FILE: &str = "COMPONENT";
+
+/// The component id recorded in an archive directory, if any.
+pub(crate) fn recorded_component(dir: &std::path::Path) -> Option<String> {
+    let id = std::fs::read_to_string(dir.join(COMPONENT_FILE)).ok()?;
+    Some(id.trim().to_owned()).filter(|id| !id.is_empty())
 }
 
 /// The records a profile is stored as: one per push sample, one per

@@ -238,3 +238,24 @@ async fn an_oversized_profile_is_refused_as_resource_exhausted() {
     assert_eq!(err.code, crate::codec::Code::ResourceExhausted);
     assert!(err.message.starts_with("archive: "), "{}", err.message);
 }
+
+#[tokio::test]
+async fn the_cli_names_records_as_the_api_does_with_a_custom_path() {
+    let data = tempfile::tempdir().unwrap();
+    let custom = data.path().join("elsewhere");
+    let args = Arguments {
+        path: Some(custom.clone()),
+        ..Arguments::default()
+    };
+    let (archive, receiver, _registry) = start(data.path(), args);
+    receiver.append(node_ingest()).await.unwrap();
+    let api_id = crate::archive::qualified_id(archive.component_id(), RecordId(1));
+    assert_eq!(api_id, "local-1");
+    // The CLI pointed at the custom directory sees the same id.
+    let opened = crate::archive::cli::open_all(&custom).unwrap();
+    assert_eq!(opened[0].0, "pyroscope.archive.local");
+    let mut out = Vec::new();
+    crate::archive::cli::list(&custom, Filter::default(), true, &mut out).unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(listed["profiles"][0]["id"], "local-1");
+}
