@@ -7,6 +7,7 @@
 //! alone and stops removed ones, dependencies first.
 
 mod exports;
+mod files;
 mod graph;
 mod health;
 mod loader;
@@ -27,6 +28,7 @@ use tokio::sync::Mutex;
 
 use crate::pipeline::Receiver;
 use crate::telemetry::{LogFormat, LogHandle, LogLevel};
+use files::Fingerprint;
 use registry::{Families, Running, StartContext};
 
 /// Settings from the command line.
@@ -41,6 +43,8 @@ pub struct Options {
 struct Component {
     kind: Kind,
     args: Args,
+    /// The contents of the files `args` refers to, as last applied.
+    files: Fingerprint,
     running: Running,
     health: Health,
 }
@@ -149,15 +153,18 @@ impl Runtime {
         let mut errors = Vec::new();
         for planned in plan.components {
             let id = planned.id;
+            let files = Fingerprint::of(&planned.args);
             match state.components.get_mut(&id) {
                 Some(existing)
                     if existing.kind == planned.kind
                         && existing.args == planned.args
+                        && existing.files == files
                         && !existing.retries_on_reload() => {}
                 Some(existing) if existing.kind == planned.kind => {
                     match existing.running.update(planned.args.clone()).await {
                         Ok(()) => {
                             existing.args = planned.args;
+                            existing.files = files;
                             // receive_http reports its own health (a rebind
                             // can fail after a good update); for the others a
                             // good update clears an earlier failure.
@@ -194,6 +201,7 @@ impl Runtime {
                                 Component {
                                     kind: planned.kind,
                                     args: planned.args,
+                                    files,
                                     running,
                                     health,
                                 },

@@ -112,6 +112,36 @@ pub enum Args {
     Archive(archive::Arguments),
 }
 
+impl Args {
+    /// The files the component reads when it starts or updates; reloads
+    /// re-apply a component when one of them changed ([`super::files`]).
+    /// Credential files are not listed: they are read on every request.
+    pub fn referenced_files(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        match self {
+            Args::ReceiveHttp(a) => {
+                if let Some(tls) = &a.http.tls {
+                    out.extend([&tls.cert_file, &tls.key_file, &tls.client_ca_file]);
+                }
+            }
+            Args::Write(a) => {
+                for endpoint in &a.endpoints {
+                    let http = &endpoint.http_client;
+                    let oauth2 = http.oauth2.as_ref().map(|o| &o.tls_config);
+                    for tls in std::iter::once(&http.tls_config).chain(oauth2) {
+                        out.extend([&tls.ca_file, &tls.cert_file, &tls.key_file]);
+                    }
+                }
+            }
+            Args::Relabel(_) | Args::Archive(_) => {}
+        }
+        out.into_iter()
+            .filter(|p| !p.is_empty())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// The metric families of every kind, registered once per process.
 pub struct Families {
     pub receive_http: Arc<receive_http::Metrics>,
