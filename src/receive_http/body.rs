@@ -6,11 +6,6 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-/// Most bytes reserved up front from a declared `Content-Length`: a client
-/// may declare a large body and send nothing, and one connection must not
-/// be able to pin the whole limit in memory that way.
-const MAX_PREALLOCATION: usize = 1024 * 1024;
-
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum BodyError {
@@ -84,11 +79,7 @@ where
         match (&mut first, &mut buffer) {
             (None, None) => first = Some(data),
             (Some(head), None) => {
-                let expected = declared.unwrap_or(0).max(total);
-                let capacity = usize::try_from(expected)
-                    .unwrap_or(usize::MAX)
-                    .min(MAX_PREALLOCATION.max(total as usize));
-                let mut joined = BytesMut::with_capacity(capacity);
+                let mut joined = BytesMut::with_capacity(join_capacity(declared, total));
                 joined.extend_from_slice(head);
                 joined.extend_from_slice(&data);
                 first = None;
@@ -102,6 +93,18 @@ where
         (None, Some(joined)) => joined.freeze(),
         (None, None) => Bytes::new(),
     })
+}
+
+/// Room for the joined body once a second frame arrives: the declared
+/// length when there is one (already checked against the limit, and
+/// hyper ends the body there), so the buffer is allocated once instead of
+/// doubling its way up with a copy each time; otherwise what arrived so far.
+///
+/// Reserving the declared length only once data flows keeps a client that
+/// declares a large body and sends nothing from pinning memory; one that
+/// trickles its body could pin up to the limit anyway.
+fn join_capacity(declared: Option<u64>, total: u64) -> usize {
+    usize::try_from(declared.unwrap_or(0).max(total)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -144,6 +147,24 @@ mod tests {
         assert!(matches!(err, Err(BodyError::TooLarge { limit: 10 })));
         let ok = read_limited(chunks(&[b"12345", b"67890"]), None, 10, None).await;
         assert_eq!(ok.unwrap().len(), 10);
+    }
+
+    #[test]
+    fn the_declared_length_is_reserved_once() {
+        assert_eq!(join_capacity(Some(4 << 20), 16_384), 4 << 20);
+        assert_eq!(join_capacity(None, 16_384), 16_384);
+        // A short declaration never shrinks below what already arrived.
+        assert_eq!(join_capacity(Some(10), 20), 20);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_declared_length_does_not_lift_the_limit() {
+        let err = read_limited(chunks(&[b"123456", b"78901"]), Some(5), 10, None).await;
+        assert!(matches!(err, Err(BodyError::TooLarge { limit: 10 })));
+        let err = read_limited(chunks(&[b"12"]), Some(11), 10, None).await;
+        assert!(matches!(err, Err(BodyError::TooLarge { limit: 10 })));
+        let ok = read_limited(chunks(&[b"12", b"345"]), Some(10), 10, None).await;
+        assert_eq!(&ok.unwrap()[..], b"12345");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! [`TrackedIo`] wraps a connection's byte stream and notes when a request
 //! head starts arriving and when writes stall; the handler notes when
 //! requests begin and end. The connection task asks [`ConnClock::verdict`]
-//! whether the connection must close, and when to ask again.
+//! whether the connection must close, and when to ask again, and
+//! [`ConnClock::reusable_idle_since`] whether hyper's HTTP/1 state can be
+//! let go while the connection waits for its next request.
 
 use std::io;
 use std::pin::Pin;
@@ -12,12 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-
-/// The start of every HTTP/2 connection.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 /// The server's timeouts; zero disables one.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +51,9 @@ pub(super) struct ConnClock {
     idle_since: AtomicU64,
     head_started: AtomicU64,
     write_blocked: AtomicU64,
-    first_read: AtomicBool,
     h2: AtomicBool,
+    /// A request or its answer asked for the connection to close.
+    no_reuse: AtomicBool,
     changed: Notify,
 }
 
@@ -65,8 +66,8 @@ impl ConnClock {
             idle_since: AtomicU64::new(1),
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
-            first_read: AtomicBool::new(true),
             h2: AtomicBool::new(false),
+            no_reuse: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -102,13 +103,35 @@ impl ConnClock {
         (RequestGuard(self.clone()), started)
     }
 
-    fn on_read(&self, data: &[u8]) {
-        if self.first_read.swap(false, Ordering::AcqRel) {
-            let n = data.len().min(H2_PREFACE.len());
-            if n > 0 && data[..n] == H2_PREFACE[..n] {
-                self.h2.store(true, Ordering::Release);
-            }
-        }
+    /// The connection speaks HTTP/2 (told by its first bytes).
+    pub fn set_h2(&self) {
+        self.h2.store(true, Ordering::Release);
+    }
+
+    /// HTTP/1 will close after the current answer, so its state must not
+    /// be taken apart and reused.
+    pub fn set_no_reuse(&self) {
+        self.no_reuse.store(true, Ordering::Release);
+    }
+
+    /// For HTTP/1: since when the connection is between requests with
+    /// nothing of the next one read and nothing left to write, if it is.
+    /// Only meaningful right after hyper was polled, since hyper writes
+    /// an answer and goes back to reading within one poll.
+    pub fn reusable_idle_since(&self) -> Option<Instant> {
+        let quiet = !self.h2.load(Ordering::Acquire)
+            && !self.no_reuse.load(Ordering::Acquire)
+            && self.requests_begun.load(Ordering::Acquire) > 0
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == 0
+            && self.write_blocked.load(Ordering::Acquire) == 0;
+        quiet.then(|| self.instant(self.idle_since.load(Ordering::Acquire)))
+    }
+
+    /// Bytes of the next request arrived: from the socket, or kept by a
+    /// hyper connection that was taken apart (without this, such a
+    /// connection would look idle and be taken apart again at once).
+    pub fn on_read(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Acquire) == 0
             && !self.h2.load(Ordering::Acquire)
@@ -125,6 +148,8 @@ impl ConnClock {
             self.changed.notify_one();
         } else if !pending && blocked != 0 {
             self.write_blocked.store(0, Ordering::Release);
+            // The connection may have become reusable.
+            self.changed.notify_one();
         }
     }
 
@@ -191,15 +216,28 @@ impl Drop for RequestGuard {
 }
 
 /// A byte stream that reports its reads and stalled writes to a clock.
+/// Bytes handed back with [`TrackedIo::rewind`] are read again first
+/// (and not reported twice).
 #[derive(Debug)]
 pub(super) struct TrackedIo<T> {
     inner: T,
     clock: Arc<ConnClock>,
+    rewound: Bytes,
 }
 
 impl<T> TrackedIo<T> {
     pub fn new(inner: T, clock: Arc<ConnClock>) -> Self {
-        Self { inner, clock }
+        Self {
+            inner,
+            clock,
+            rewound: Bytes::new(),
+        }
+    }
+
+    /// Puts `bytes` in front of what is still unread.
+    pub fn rewind(&mut self, bytes: Bytes) {
+        debug_assert!(self.rewound.is_empty());
+        self.rewound = bytes;
     }
 }
 
@@ -209,13 +247,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.rewound.is_empty() {
+            let n = self.rewound.len().min(buf.remaining());
+            buf.put_slice(&self.rewound[..n]);
+            self.rewound.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            let read = &buf.filled()[before..];
-            if !read.is_empty() {
-                self.clock.on_read(read);
-            }
+        if let Poll::Ready(Ok(())) = result
+            && buf.filled().len() > before
+        {
+            self.clock.on_read();
         }
         result
     }
@@ -307,7 +350,7 @@ mod tests {
         let idle_from = Instant::now();
         assert_next(clock.verdict(&T, idle_from), idle_from + T.idle);
         assert_eq!(clock.verdict(&T, idle_from + T.idle), Verdict::Idle);
-        clock.on_read(b"POST /in");
+        clock.on_read();
         let head = Instant::now();
         assert_next(clock.verdict(&T, head), head + T.read);
         assert!(matches!(
@@ -323,11 +366,12 @@ mod tests {
     #[test]
     fn h2_ignores_bytes_between_streams_and_stalled_writes_close() {
         let clock = ConnClock::new();
-        clock.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        clock.on_read();
+        clock.set_h2();
         let (guard, head) = clock.begin_request();
         assert_eq!(head, None);
         drop(guard);
-        clock.on_read(b"ping");
+        clock.on_read();
         let now = Instant::now();
         assert_next(clock.verdict(&T, now), now + T.h2_idle);
         clock.on_write(true);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
@@ -82,7 +82,8 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let tls = tls.map(|t| Arc::new(ArcSwap::new(t)));
         let shared = Arc::new(ConnShared {
-            builder: builder(&config.http2),
+            http1: http1_builder(),
+            http2: http2_builder(&config.http2),
             timeouts: Timeouts {
                 read: config.server_read_timeout,
                 write: config.server_write_timeout,
@@ -136,16 +137,20 @@ impl Server {
     }
 }
 
-/// hyper's HTTP/1.1 + HTTP/2 builder with the `http2` block's tuning. The
-/// header timeout is ours (see `clock`), so hyper's own is off.
-fn builder(h2: &Http2Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+/// hyper's HTTP/1.1 builder. The header timeout is ours (see `clock`), so
+/// hyper's own is off.
+fn http1_builder() -> http1::Builder {
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true);
-    let mut http2 = builder.http2();
+    http1
+}
+
+/// hyper's HTTP/2 builder with the `http2` block's tuning.
+fn http2_builder(h2: &Http2Config) -> http2::Builder<TokioExecutor> {
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(h2.max_concurrent_streams);
@@ -163,7 +168,7 @@ fn builder(h2: &Http2Config) -> auto::Builder<TokioExecutor> {
     if h2.max_upload_buffer_per_stream != 0 {
         http2.initial_stream_window_size(h2.max_upload_buffer_per_stream);
     }
-    builder
+    http2
 }
 
 struct AcceptLoop {
