@@ -410,3 +410,74 @@ async fn thousands_of_malformed_requests_never_break_the_server() {
     assert_eq!(h2(addr, ingest_request()).await.status, StatusCode::OK);
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "no handler panicked");
 }
+
+/// Reads one HTTP/1.1 response (head and `Content-Length` body) from a raw
+/// stream; `Err` when the server closed or reset the connection first.
+async fn read_response(stream: &mut TcpStream) -> Result<String, std::io::Error> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if got.len() >= end + 4 + len {
+                return Ok(head);
+            }
+        }
+        match stream.read(&mut buf).await? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+const KEEP_ALIVE_INGEST: &[u8] =
+    b"POST /ingest?name=app HTTP/1.1\r\nhost: relay\r\ncontent-length: 7\r\n\r\nprofile";
+
+/// A rebind drains the old server: a request whose head is arriving, or
+/// that is being handled, completes, and its answer says `Connection:
+/// close` so the client does not reuse the connection.
+#[tokio::test]
+async fn a_rebind_lets_keep_alive_clients_finish_their_requests() {
+    let d = Downstream::new("slow");
+    let mut a = args(&[&d]);
+    let mut relay = Relay::start(a.clone()).await;
+    let old = relay.addr();
+
+    // One connection is between requests, partway through sending the
+    // next head; the other has a request in the receiver.
+    let mut arriving = TcpStream::connect(old).await.unwrap();
+    arriving.write_all(KEEP_ALIVE_INGEST).await.unwrap();
+    let first = read_response(&mut arriving).await.unwrap();
+    assert!(!first.contains("connection: close"), "{first}");
+    let (head, rest) = KEEP_ALIVE_INGEST.split_at(40);
+    arriving.write_all(head).await.unwrap();
+
+    d.delay(Duration::from_millis(300));
+    let mut handled = TcpStream::connect(old).await.unwrap();
+    handled.write_all(KEEP_ALIVE_INGEST).await.unwrap();
+    wait_for(|| d.count() == 2, "the request to reach the receiver").await;
+
+    a.http.listen_address = "127.0.0.2".into();
+    relay.component.update(a).await;
+    assert_ne!(relay.addr(), old, "rebound");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let answer = read_response(&mut handled).await.unwrap();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+
+    arriving.write_all(rest).await.unwrap();
+    let answer = read_response(&mut arriving)
+        .await
+        .expect("the request being written when the drain began is answered");
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    let mut tail = Vec::new();
+    arriving.read_to_end(&mut tail).await.unwrap();
+    assert!(tail.is_empty(), "then closed");
+    assert_eq!(d.count(), 3);
+}

@@ -93,6 +93,8 @@ impl ConnClock {
         let begun = self.requests_begun.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let head = self.head_started.swap(0, Ordering::AcqRel);
+        // A drain waiting for this request's head can go on now.
+        self.changed.notify_one();
         let started = if self.h2.load(Ordering::Acquire) {
             None
         } else if begun == 0 {
@@ -101,6 +103,14 @@ impl ConnClock {
             (head != 0).then(|| self.instant(head))
         };
         (RequestGuard(self.clone()), started)
+    }
+
+    /// Whether part of an HTTP/1 request has arrived that no handler has
+    /// started on yet. hyper counts such a connection as idle, and a
+    /// graceful shutdown would close it under the client's request.
+    pub fn head_pending(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) != 0
     }
 
     /// The connection speaks HTTP/2 (told by its first bytes).

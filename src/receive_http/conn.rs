@@ -298,6 +298,10 @@ async fn drive<S: Served>(
     shared: &ConnShared,
     drain: &mut watch::Receiver<bool>,
 ) -> Ended {
+    // The server asked this connection to finish (a rebind or shutdown)...
+    let mut drain_asked = false;
+    // ...and hyper was told: it closes an idle connection at once, and any
+    // other after its response, which it marks `Connection: close`.
     let mut draining = false;
     let mut drain_by: Option<Instant> = None;
     let mut can_detach = true;
@@ -319,6 +323,15 @@ async fn drive<S: Served>(
         };
         if drain_by.is_some_and(|d| d <= now) {
             return Ended::Error;
+        }
+        // A drain seen while the connection was detached counts too.
+        drain_asked |= *drain.borrow() || drain.has_changed().is_err();
+        // Not while a request head is arriving: the client is already
+        // writing it and would get a reset. Its handler starting wakes
+        // this loop; the read timeout bounds the wait.
+        if drain_asked && !draining && !clock.head_pending() {
+            conn.graceful_shutdown();
+            draining = true;
         }
         if can_detach
             && !draining
@@ -345,11 +358,8 @@ async fn drive<S: Served>(
                     }
                 };
             }
-            changed = drain.changed(), if !draining => {
-                if changed.is_err() || *drain.borrow() {
-                    conn.graceful_shutdown();
-                    draining = true;
-                }
+            changed = drain.changed(), if !drain_asked => {
+                drain_asked = changed.is_err() || *drain.borrow();
             }
             _ = clock.changed() => {}
             _ = sleep_until(next) => {}
