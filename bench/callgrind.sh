@@ -3,6 +3,7 @@
 # valgrind --tool=callgrind, N requests of the 10 KB body over C connections
 # (h2load --h1), then the top functions by own instruction count.
 #   bash bench/callgrind.sh            # N=3000 C=8
+#   ROUTE=push bash bench/callgrind.sh # Connect push of push_request.bin x4 (11.5 KB)
 set -euo pipefail
 # KEEP=path keeps the callgrind output file.
 N=${N:-3000} C=${C:-8} TOP=${TOP:-30}
@@ -29,15 +30,22 @@ pyroscope.write "out" {
   endpoint { url = "http://127.0.0.1:18301" }
 }
 CFG
-head -c 10240 "${FIXTURES:-$ROOT/../shared/fixtures}/py_folded.txt" >"$T/body" 2>/dev/null || head -c 10240 "$ROOT/examples/cpu.pprof" >"$T/body"
+FIX=${FIXTURES:-$ROOT/../shared/fixtures}
+if [[ ${ROUTE:-ingest} == push ]]; then
+  for _ in 1 2 3 4; do cat "$FIX/push_request.bin"; done >"$T/body"
+  URL='http://127.0.0.1:18302/push.v1.PusherService/Push'
+  HEADERS=(-H 'content-type: application/proto' -H 'connect-protocol-version: 1')
+else
+  head -c 10240 "$FIX/py_folded.txt" >"$T/body"
+  URL='http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
+  HEADERS=(-H 'content-type: binary/octet-stream')
+fi
 valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$CARGO_TARGET_DIR/release/pyroscope-relay" run "$T/relay.alloy" \
   --server.http.listen-addr 127.0.0.1:18303 --storage.path "$T/data" --log.level warn 2>"$T/vg.log" & RP=$!; PIDS+=($RP)
 for i in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/18302) 2>/dev/null && break; sleep 0.2; done
-h2load --h1 -n 200 -c 4 -d "$T/body" -H 'content-type: binary/octet-stream' \
-  'http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&format=folded' >/dev/null   # warm-up
+h2load --h1 -n 200 -c 4 -d "$T/body" "${HEADERS[@]}" "$URL" >/dev/null   # warm-up
 callgrind_control -z "$RP" >/dev/null 2>&1 || true   # count only the measured part
-h2load --h1 -n "$N" -c "$C" -d "$T/body" -H 'content-type: binary/octet-stream' \
-  'http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy' | grep -E 'requests:|status codes'
+h2load --h1 -n "$N" -c "$C" -d "$T/body" "${HEADERS[@]}" "$URL" | grep -E 'requests:|status codes'
 kill -INT "$RP"; for i in $(seq 1 300); do kill -0 "$RP" 2>/dev/null || break; sleep 0.2; done
 f=$(ls -S "$T"/cg.out* | head -1)
 [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP"

@@ -34,6 +34,8 @@ row("/ingest p99 latency (ms)", med("ingest", "relay", "p99_ms"), med("ingest", 
     f"sink alone: {f(med('ingest', 'sink', 'p99_ms'), 2)}")
 row("CPU seconds per 1,000 requests", med("ingest", "relay", "cpu_s_per_1k"), med("ingest", "nginx", "cpu_s_per_1k"), 3,
     "proxy process(es) only, not the sink or wrk")
+row("  of which in the kernel (sys)", med("ingest", "relay", "sys_s_per_1k"), med("ingest", "nginx", "sys_s_per_1k"), 3,
+    "loopback TCP both ways; the rest is user space")
 def added(t, m):
     a, s = med("rate", t, m), med("rate", "sink", m)
     return None if a is None or s is None else a - s

@@ -183,16 +183,17 @@ pids_of() { # relay|fanout|nginx|nginx_fan|sink
 port_of() {
   case $1 in relay) echo $P_RELAY ;; fanout) echo $P_FAN ;; nginx) echo $P_NGX ;; nginx_fan) echo $P_NGX_FAN ;; sink) echo $P_SINK ;; esac
 }
-cpu_ticks() { # pids... -> utime+stime in clock ticks
-  local p s=0 f
-  for p in "$@"; do
-    f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-    set -- $f
-    s=$((s + ${12} + ${13}))
-  done 2>/dev/null
-  echo $s
+cpu_ticks() { # pid -> "utime stime" in clock ticks
+  local f
+  f=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || { echo "0 0"; return; }
+  set -- $f
+  echo "${12} ${13}"
 }
-cpu_sum() { local s=0 p; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
+cpu_sum() { # pids... -> "user sys" summed, in clock ticks
+  local u=0 s=0 p pu ps
+  for p in "$@"; do read -r pu ps < <(cpu_ticks "$p"); u=$((u + pu)); s=$((s + ps)); done
+  echo "$u $s"
+}
 mem_kb() { # field pids... -> sum in KiB
   local field=$1 s=0 p v; shift
   for p in "$@"; do
@@ -207,12 +208,12 @@ TICK=$(getconf CLK_TCK)
 # results recorded as rps, p50_ms, p99_ms, errors, cpu_per_1k.
 run_wrk() {
   local w=$1 tgt=$2 c=$3 body=$4 ct=$5 path=$6 delay=${7:-} connect=${8:-}
-  local pids c0 c1 out line
+  local pids u0 s0 u1 s1 out line
   pids=$(pids_of "$tgt")
-  c0=$(cpu_sum $pids)
+  read -r u0 s0 < <(cpu_sum $pids)
   out=$(BODY=$body CT=$ct DELAY_MS=$delay CONNECT=$connect timeout $((DURATION + 30)) \
     wrk -t2 -c"$c" -d"${DURATION}s" --timeout 20s -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$(port_of "$tgt")$path" 2>&1) || true
-  c1=$(cpu_sum $pids)
+  read -r u1 s1 < <(cpu_sum $pids)
   line=$(grep '^RESULT' <<<"$out" || true)
   if [[ -z $line ]]; then log "wrk failed: $out"; return 0; fi
   local reqs rps p50 p99 errs
@@ -223,7 +224,11 @@ run_wrk() {
   errs=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line")
   record "$w" "$tgt" rps "$rps"; record "$w" "$tgt" p50_ms "$p50"; record "$w" "$tgt" p99_ms "$p99"
   record "$w" "$tgt" errors "$errs"
-  ((reqs > 0)) && record "$w" "$tgt" cpu_s_per_1k "$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n="$reqs" 'BEGIN{printf "%.4f", d/t/n*1000}')"
+  per_1k() { awk -v d="$1" -v t="$TICK" -v n="$reqs" 'BEGIN{printf "%.4f", d/t/n*1000}'; }
+  if ((reqs > 0)); then
+    record "$w" "$tgt" cpu_s_per_1k "$(per_1k $((u1 - u0 + s1 - s0)))"
+    record "$w" "$tgt" sys_s_per_1k "$(per_1k $((s1 - s0)))"
+  fi
   log "$w $tgt: $line"
 }
 

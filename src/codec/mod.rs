@@ -27,7 +27,7 @@ pub use error::CodecError;
 pub use labelset::LabelsetError;
 pub use push::{
     decode_push, decode_push_response, encode_push, encode_push_response, series_from_proto,
-    series_to_proto,
+    series_into_proto, series_to_proto,
 };
 pub use rpc::{Codec, Protocol, classify};
 pub use status::Code;

@@ -36,24 +36,30 @@ pub fn series_from_proto(request: PushRequest) -> Vec<Series> {
 /// Builds the request that sends `series` on. Labels go in name order;
 /// raw profiles are shared, not copied.
 pub fn series_to_proto(series: &[Series]) -> PushRequest {
+    series_into_proto(series.to_vec())
+}
+
+/// [`series_to_proto`] for series that are not needed afterwards: their
+/// strings move into the message instead of being copied.
+pub fn series_into_proto(series: Vec<Series>) -> PushRequest {
     PushRequest {
         series: series
-            .iter()
+            .into_iter()
             .map(|s| RawProfileSeries {
                 labels: s
                     .labels
-                    .iter()
+                    .into_iter()
                     .map(|l| LabelPair {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name,
+                        value: l.value,
                     })
                     .collect(),
                 samples: s
                     .samples
-                    .iter()
+                    .into_iter()
                     .map(|sample| RawSample {
-                        raw_profile: sample.raw_profile.clone(),
-                        id: sample.id.clone(),
+                        raw_profile: sample.raw_profile,
+                        id: sample.id,
                     })
                     .collect(),
                 annotations: Vec::new(),

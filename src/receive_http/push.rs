@@ -16,7 +16,7 @@ use crate::codec::compress::{self, Compression};
 use crate::codec::push::{decode_push, series_from_proto};
 use crate::codec::rpc::{Codec, Protocol, classify};
 use crate::codec::{Code, CodecError, envelope, timeout};
-use crate::pipeline::{Payload, Profile, Series};
+use crate::pipeline::{Labels, Payload, Profile};
 
 /// How many label sets an error message names before "and N more".
 const DESCRIBED_SERIES: usize = 3;
@@ -116,7 +116,13 @@ where
         return Ok(());
     }
 
-    let described = describe(&series);
+    // Kept as received, for an error message; formatted only if one is due.
+    let described: Vec<Labels> = series
+        .iter()
+        .take(DESCRIBED_SERIES)
+        .map(|s| s.labels.clone())
+        .collect();
+    let series_count = series.len();
     let series = series
         .into_iter()
         .map(|mut s| {
@@ -135,7 +141,7 @@ where
     };
     forward::deliver(&settings.forward_to, profile, deadline)
         .await
-        .map_err(|failures| push_failure(&failures, &described))
+        .map_err(|failures| push_failure(&failures, &describe(&described, series_count)))
 }
 
 /// The caller's deadline header, as a duration from now.
@@ -224,15 +230,11 @@ fn push_failure(failures: &Failures, described: &str) -> RpcError {
     RpcError::new(chosen.code, message)
 }
 
-/// The series' label sets as received, for error messages.
-fn describe(series: &[Series]) -> String {
-    let mut described: Vec<String> = series
-        .iter()
-        .take(DESCRIBED_SERIES)
-        .map(|s| s.labels.to_string())
-        .collect();
-    if series.len() > DESCRIBED_SERIES {
-        described.push(format!("and {} more", series.len() - DESCRIBED_SERIES));
+/// The first label sets of a request as received, for error messages.
+fn describe(first: &[Labels], total: usize) -> String {
+    let mut described: Vec<String> = first.iter().map(Labels::to_string).collect();
+    if total > first.len() {
+        described.push(format!("and {} more", total - first.len()));
     }
     described.join(", ")
 }

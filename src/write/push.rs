@@ -17,7 +17,7 @@ use http::header::CONTENT_TYPE;
 use super::appender::{State, all_endpoints};
 use super::send::{Kind, Prepared, send};
 use super::{headers, labels};
-use crate::codec::{Codec, encode_push, series_to_proto};
+use crate::codec::{Codec, encode_push, series_into_proto};
 use crate::pipeline::{AppendError, Labels, Profile, Series};
 
 const CONNECT_PROTO: HeaderValue = HeaderValue::from_static("application/proto");
@@ -49,6 +49,11 @@ pub(super) async fn append(
     .await
 }
 
+/// Up to this many distinct label sets, equal ones are found by a linear
+/// scan (a push usually carries a handful of series); beyond, by a hash
+/// index, so a request with thousands of series stays linear.
+const LINEAR_MERGE_MAX: usize = 16;
+
 /// Validates every series, rewrites its labels, merges equal label sets
 /// and encodes the `PushRequest`.
 pub(super) fn encode(
@@ -56,14 +61,27 @@ pub(super) fn encode(
     external: &[(String, String)],
 ) -> Result<Bytes, AppendError> {
     let mut merged: Vec<Series> = Vec::with_capacity(series.len());
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut index: Option<HashMap<Labels, usize>> = None;
     for s in series {
         labels::validate(&s.labels)?;
         let rewritten = labels::for_push(&s.labels, external);
-        match index.get(&rewritten) {
-            Some(&i) => merged[i].samples.extend(s.samples.iter().cloned()),
+        if merged.len() == LINEAR_MERGE_MAX && index.is_none() {
+            let built = merged
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.labels.clone(), i));
+            index = Some(built.collect());
+        }
+        let found = match &index {
+            Some(index) => index.get(&rewritten).copied(),
+            None => merged.iter().position(|m| m.labels == rewritten),
+        };
+        match found {
+            Some(i) => merged[i].samples.extend(s.samples.iter().cloned()),
             None => {
-                index.insert(rewritten.clone(), merged.len());
+                if let Some(index) = &mut index {
+                    index.insert(rewritten.clone(), merged.len());
+                }
                 merged.push(Series {
                     labels: rewritten,
                     samples: s.samples.clone(),
@@ -71,7 +89,7 @@ pub(super) fn encode(
             }
         }
     }
-    Ok(encode_push(&series_to_proto(&merged), Codec::Proto))
+    Ok(encode_push(&series_into_proto(merged), Codec::Proto))
 }
 
 #[cfg(test)]
@@ -117,6 +135,23 @@ mod tests {
             .collect();
         assert_eq!(names, [("__name__", "a"), ("env", "prod")]);
         assert_eq!(req.series[1].samples[0].id, "2");
+    }
+
+    #[test]
+    fn many_distinct_label_sets_merge_the_same_way() {
+        let names: Vec<String> = (0..LINEAR_MERGE_MAX * 2).map(|i| format!("s{i}")).collect();
+        let ids: Vec<String> = (0..names.len() * 2).map(|i| i.to_string()).collect();
+        // Every label set twice: s0 s1 ... s31 s0 s1 ... s31.
+        let input: Vec<Series> = (0..names.len() * 2)
+            .map(|i| series(&[("__name__", &names[i % names.len()])], &[&ids[i]]))
+            .collect();
+        let req = PushRequest::decode(encode(&input, &[]).unwrap()).unwrap();
+        assert_eq!(req.series.len(), names.len());
+        for (i, s) in req.series.iter().enumerate() {
+            assert_eq!(s.labels[0].value, names[i]);
+            let got: Vec<_> = s.samples.iter().map(|x| x.id.clone()).collect();
+            assert_eq!(got, [ids[i].clone(), ids[i + names.len()].clone()]);
+        }
     }
 
     #[test]
