@@ -13,6 +13,7 @@ mod error;
 pub mod labelset;
 pub mod proto;
 pub mod push;
+pub mod push_encode;
 mod push_json;
 pub mod query;
 pub mod rpc;
@@ -27,7 +28,7 @@ pub use error::CodecError;
 pub use labelset::LabelsetError;
 pub use push::{
     decode_push, decode_push_response, encode_push, encode_push_response, series_from_proto,
-    series_into_proto, series_to_proto,
+    series_to_proto,
 };
 pub use rpc::{Codec, Protocol, classify};
 pub use status::Code;

@@ -41,7 +41,7 @@ pub fn series_to_proto(series: &[Series]) -> PushRequest {
 
 /// [`series_to_proto`] for series that are not needed afterwards: their
 /// strings move into the message instead of being copied.
-pub fn series_into_proto(series: Vec<Series>) -> PushRequest {
+fn series_into_proto(series: Vec<Series>) -> PushRequest {
     PushRequest {
         series: series
             .into_iter()

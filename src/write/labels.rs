@@ -38,12 +38,27 @@ fn check(labels: &Labels) -> Result<(), String> {
 
 /// The push path's rewrite: drops `__*` labels other than `__name__` and
 /// `__delta__`, then applies `external` (which override; an empty value
-/// deletes, as Prometheus' `labels.Builder` does). The result is sorted.
-pub fn for_push(labels: &Labels, external: &[(String, String)]) -> Labels {
-    let mut out = labels.clone();
-    out.retain(|l| !l.name.starts_with("__") || l.name == NAME || l.name == DELTA);
+/// deletes, as Prometheus' `labels.Builder` does). The result is sorted by
+/// name and borrows from both inputs; `labels` must be validated (no
+/// duplicate names).
+pub fn for_push<'a>(
+    labels: &'a Labels,
+    external: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = labels
+        .iter()
+        .filter(|l| !l.name.starts_with("__") || l.name == NAME || l.name == DELTA)
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
     for (name, value) in external {
-        out.set(name.as_str(), value.as_str());
+        match out.binary_search_by(|(n, _)| (*n).cmp(name.as_str())) {
+            Ok(i) if value.is_empty() => {
+                out.remove(i);
+            }
+            Ok(i) => out[i].1 = value,
+            Err(_) if value.is_empty() => {}
+            Err(i) => out.insert(i, (name, value)),
+        }
     }
     out
 }
@@ -125,11 +140,7 @@ mod tests {
             ("__delta__", "false"),
         ]);
         let external = vec![("foo".to_owned(), "buzz".to_owned())];
-        let out = for_push(&input, &external);
-        let got: Vec<_> = out
-            .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()))
-            .collect();
+        let got = for_push(&input, &external);
         assert_eq!(
             got,
             [
@@ -139,8 +150,20 @@ mod tests {
                 ("job", "foo")
             ]
         );
-        let removed = for_push(&input, &[("job".to_owned(), String::new())]);
-        assert_eq!(removed.get("job"), None);
+        let external = [
+            ("job".to_owned(), String::new()),
+            ("a".to_owned(), "new".to_owned()),
+        ];
+        let changed = for_push(&input, &external);
+        assert_eq!(
+            changed,
+            [
+                ("__delta__", "false"),
+                ("__name__", "test"),
+                ("a", "new"),
+                ("foo", "bar")
+            ]
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ use http::header::CONTENT_TYPE;
 use super::appender::{State, all_endpoints};
 use super::send::{Kind, Prepared, send};
 use super::{headers, labels};
-use crate::codec::{Codec, encode_push, series_into_proto};
-use crate::pipeline::{AppendError, Labels, Profile, Series};
+use crate::codec::push_encode::{SeriesRef, encode_push_request};
+use crate::pipeline::{AppendError, Profile, Series};
 
 const CONNECT_PROTO: HeaderValue = HeaderValue::from_static("application/proto");
 const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
@@ -60,8 +60,8 @@ pub(super) fn encode(
     series: &[Series],
     external: &[(String, String)],
 ) -> Result<Bytes, AppendError> {
-    let mut merged: Vec<Series> = Vec::with_capacity(series.len());
-    let mut index: Option<HashMap<Labels, usize>> = None;
+    let mut merged: Vec<SeriesRef<'_>> = Vec::with_capacity(series.len());
+    let mut index: Option<HashMap<Vec<(&str, &str)>, usize>> = None;
     for s in series {
         labels::validate(&s.labels)?;
         let rewritten = labels::for_push(&s.labels, external);
@@ -77,26 +77,26 @@ pub(super) fn encode(
             None => merged.iter().position(|m| m.labels == rewritten),
         };
         match found {
-            Some(i) => merged[i].samples.extend(s.samples.iter().cloned()),
+            Some(i) => merged[i].samples.extend(&s.samples),
             None => {
                 if let Some(index) = &mut index {
                     index.insert(rewritten.clone(), merged.len());
                 }
-                merged.push(Series {
+                merged.push(SeriesRef {
                     labels: rewritten,
-                    samples: s.samples.clone(),
+                    samples: s.samples.iter().collect(),
                 });
             }
         }
     }
-    Ok(encode_push(&series_into_proto(merged), Codec::Proto))
+    Ok(encode_push_request(&merged))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codec::proto::PushRequest;
-    use crate::pipeline::Sample;
+    use crate::pipeline::{Labels, Sample};
     use prost::Message;
 
     fn series(pairs: &[(&str, &str)], ids: &[&str]) -> Series {
