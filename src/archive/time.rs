@@ -24,12 +24,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
+    let num = |r| crate::telemetry::civil_time::digits(s, r);
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {

@@ -88,18 +88,22 @@ pub fn format_imf_fixdate(t: SystemTime) -> String {
     )
 }
 
+/// The number written in `s[range]`, which must be ASCII digits only (no
+/// sign, no spaces), as fixed-width date fields are.
+pub(crate) fn digits(s: &str, range: std::ops::Range<usize>) -> Option<i64> {
+    let part = s.get(range)?;
+    part.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| part.parse().ok())?
+}
+
 /// Parses an IMF-fixdate; `None` when it is not one.
 pub fn parse_imf_fixdate(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
+    let num = |r| digits(s, r);
     let day = num(5..7)?;
     let month = MONTHS.iter().position(|m| s.get(8..11) == Some(m))? as i64 + 1;
     let year = num(12..16)?;
