@@ -17,8 +17,14 @@ pub(super) async fn append(
     let named = labels::service_name_as_name(&ingest.labels);
     labels::validate(&named)?;
     let merged = labels::with_external(named, &state.external);
-    let query = query::with_name(&ingest.query, &labelset::normalized(&merged));
-    all_endpoints(state, |ep| {
+    let query = &query::with_name(&ingest.query, &labelset::normalized(&merged));
+    all_endpoints(state, |ep| async move {
+        let uri = ep.ingest_uri(&ingest.path, query).map_err(|e| {
+            AppendError::new(
+                Code::InvalidArgument,
+                format!("cannot build the backend URL: {e}"),
+            )
+        })?;
         let mut headers = headers::assemble(&ep.configured_headers, &profile.forwarded_headers);
         for (i, ct) in ingest.content_types.iter().enumerate() {
             if i == 0 {
@@ -27,15 +33,6 @@ pub(super) async fn append(
                 headers.append(CONTENT_TYPE, ct.clone());
             }
         }
-        let uri = match ep.ingest_uri(&ingest.path, &query) {
-            Ok(uri) => uri,
-            Err(e) => {
-                let message = format!("cannot build the backend URL: {e}");
-                return futures_util::future::Either::Left(async move {
-                    Err(AppendError::new(Code::InvalidArgument, message))
-                });
-            }
-        };
         let req = Prepared {
             uri,
             headers,
@@ -43,7 +40,7 @@ pub(super) async fn append(
             bytes: ingest.body.len(),
             profiles: 1,
         };
-        futures_util::future::Either::Right(send(ep, Kind::Ingest, req, profile.deadline))
+        send(ep, Kind::Ingest, req, profile.deadline).await
     })
     .await
 }

@@ -94,7 +94,8 @@ impl Transport {
 
     /// Sends `req`, following redirects when configured to.
     pub async fn send(&self, mut req: Outgoing) -> Result<Response<Incoming>, TransportError> {
-        let initial = req.uri.clone();
+        // Where the redirects started; kept only once one arrives.
+        let mut initial: Option<Uri> = None;
         for _ in 0..=MAX_REDIRECTS {
             let resp = self.send_once(&req).await?;
             if !self.follow_redirects || !resp.status().is_redirection() {
@@ -103,7 +104,8 @@ impl Transport {
             let hop = redirect::next(resp.status(), resp.headers(), &req.uri, &req.method)
                 .map_err(TransportError::Redirect)?;
             let Some(hop) = hop else { return Ok(resp) };
-            if !redirect::keeps_credentials(&initial, &hop.uri) {
+            let initial = initial.get_or_insert_with(|| req.uri.clone());
+            if !redirect::keeps_credentials(initial, &hop.uri) {
                 req.headers.remove(AUTHORIZATION);
                 req.headers.remove(COOKIE);
             }
