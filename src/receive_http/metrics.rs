@@ -159,7 +159,11 @@ impl ComponentMetrics {
         };
         let h = self.families.request_duration.get_or_create_owned(&labels);
         h.observe(seconds);
-        write(durations).push((key.map(str::to_owned), h));
+        // Two requests may have missed at once: keep one entry per key.
+        let mut durations = write(durations);
+        if !durations.iter().any(|(k, _)| k == &key) {
+            durations.push((key.map(str::to_owned), h));
+        }
     }
 
     pub fn received(&self, route: &str, bytes: usize, profiles: usize) {
@@ -182,7 +186,10 @@ impl ComponentMetrics {
             self.families.received_profiles.get_or_create_owned(&labels),
         );
         inc(&entry);
-        write(received).push(entry);
+        let mut received = write(received);
+        if !received.iter().any(|(r, _, _)| r == route) {
+            received.push(entry);
+        }
     }
 
     /// Drops this component's connection gauges (the component is gone).
