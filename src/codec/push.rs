@@ -36,30 +36,24 @@ pub fn series_from_proto(request: PushRequest) -> Vec<Series> {
 /// Builds the request that sends `series` on. Labels go in name order;
 /// raw profiles are shared, not copied.
 pub fn series_to_proto(series: &[Series]) -> PushRequest {
-    series_into_proto(series.to_vec())
-}
-
-/// [`series_to_proto`] for series that are not needed afterwards: their
-/// strings move into the message instead of being copied.
-fn series_into_proto(series: Vec<Series>) -> PushRequest {
     PushRequest {
         series: series
-            .into_iter()
+            .iter()
             .map(|s| RawProfileSeries {
                 labels: s
                     .labels
-                    .into_iter()
+                    .iter()
                     .map(|l| LabelPair {
-                        name: l.name,
-                        value: l.value,
+                        name: l.name.clone(),
+                        value: l.value.clone(),
                     })
                     .collect(),
                 samples: s
                     .samples
-                    .into_iter()
+                    .iter()
                     .map(|sample| RawSample {
-                        raw_profile: sample.raw_profile,
-                        id: sample.id,
+                        raw_profile: sample.raw_profile.clone(),
+                        id: sample.id.clone(),
                     })
                     .collect(),
                 annotations: Vec::new(),
