@@ -30,7 +30,7 @@ pyroscope.write "out" {
   endpoint { url = "http://127.0.0.1:18301" }
 }
 CFG
-FIX=${FIXTURES:-$ROOT/../shared/fixtures}
+FIX=${FIXTURES:-$ROOT/tests/fixtures}
 if [[ ${ROUTE:-ingest} == push ]]; then
   for _ in 1 2 3 4; do cat "$FIX/push_request.bin"; done >"$T/body"
   URL='http://127.0.0.1:18302/push.v1.PusherService/Push'

@@ -68,7 +68,7 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"; }
 
 # --- bodies ----------------------------------------------------------------
 # The captured agent payloads (py_folded.txt, push_request.bin).
-FIX=${FIXTURES:-$ROOT/../shared/fixtures}
+FIX=${FIXTURES:-$ROOT/tests/fixtures}
 [[ -f $FIX/py_folded.txt && -f $FIX/push_request.bin ]] ||
   { log "no py_folded.txt / push_request.bin in $FIX: set FIXTURES=<dir>"; exit 1; }
 python3 - "$FIX" "$T" <<'PY'

@@ -9,6 +9,14 @@ cargo --version
 rustup component list --installed 2>/dev/null | grep -E 'rustfmt|clippy' || \
   rustup component add rustfmt clippy
 
+echo "== the repository stands alone"
+# Tests read fixtures from tests/fixtures, never from a folder beside the clone.
+if grep -rnI --exclude-dir=target --exclude-dir=.git --exclude-dir=node_modules \
+     --exclude-dir='.venv*' -e '\.\./shared' .; then
+  echo "a path outside the repository (above) would fail in a fresh clone" >&2
+  exit 1
+fi
+
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

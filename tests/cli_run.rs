@@ -245,7 +245,7 @@ pyroscope.archive "keep" {{
     ));
     let body = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/node_heap.pb.gz"
+        "/tests/fixtures/node_heap.pb.gz"
     ))
     .unwrap();
     let (status, _) = http_request(

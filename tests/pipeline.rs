@@ -9,11 +9,11 @@ use support::{Backend, Recorded, Relay, free_port, http_request};
 
 const PUSH_FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/push_request.bin"
+    "/tests/fixtures/push_request.bin"
 );
 const NODE_FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/node_wall_cpu.pb.gz"
+    "/tests/fixtures/node_wall_cpu.pb.gz"
 );
 
 fn push(port: u16, body: &[u8]) -> (u16, String) {

@@ -5,10 +5,9 @@ use bytes::Bytes;
 
 use super::{Codec, classify, compress, decode_push, envelope, labelset, timeout};
 
-/// A captured payload from `shared/fixtures`, which sits beside the
-/// repository (here and in CI).
+/// A captured agent payload from `tests/fixtures` (see its README).
 pub(super) fn fixture(name: &str) -> Bytes {
-    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     match std::fs::read(&path) {
         Ok(data) => Bytes::from(data),
         Err(err) => panic!("fixture {path}: {err}"),

@@ -1,5 +1,5 @@
 //! Label checks and rewrites shared by the push and ingest paths
-//! (Alloy's `validateLabels`, alloy-behaviour.md §3.3 and §3.5).
+//! (Alloy's `validateLabels`; differences in docs/compatibility.md).
 
 use crate::codec::labelset::is_valid_label_name;
 use crate::pipeline::{AppendError, Labels};

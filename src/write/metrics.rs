@@ -1,6 +1,6 @@
 //! The `pyroscope_write_*` metric families, registered in one place
-//! (alloy-behaviour.md §3.7). Every series carries `component_id` and
-//! `component_path="/"` as Alloy's controller adds them.
+//! (Alloy's families, listed in docs/components.md). Every series carries
+//! `component_id` and `component_path="/"` as Alloy's controller adds them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

@@ -62,7 +62,7 @@ pub(super) fn form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> S
 mod tests {
     use super::*;
 
-    // The example of alloy-behaviour.md §5.
+    // `name` replaced, the other keys sorted as Go's `url.Values.Encode` does.
     #[test]
     fn name_is_replaced_and_keys_sorted() {
         let q = with_name(

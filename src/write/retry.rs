@@ -1,5 +1,5 @@
 //! Which failed attempts are worth another try (Alloy's `shouldRetry`,
-//! alloy-behaviour.md §3.6), kept apart from how long to wait
+//! see docs/compatibility.md), kept apart from how long to wait
 //! ([`super::backoff`]) and from how often (the send loop).
 
 use std::time::{Duration, SystemTime};

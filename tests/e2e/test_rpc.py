@@ -23,7 +23,7 @@ from e2elib.expect import SentPush, assert_push_delivered
 
 EXTERNAL = {"cluster": "rpc"}
 TENANT = "rpc-tenant"
-# What the clients send along, as real-clients.md's connect-es capture did;
+# What real clients send along (connect-es sent these headers when captured);
 # without forward_headers none of it may reach the backend.
 CLIENT_HEADERS = {"X-Scope-OrgID": "tenant-c", "Authorization": "Basic dXNlcjE6cGFzczE="}
 

@@ -23,7 +23,7 @@ use pyroscope_relay::pipeline::{AppendError, Appender, Profile, Receiver};
 use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp};
 use pyroscope_relay::runtime::{Health, HealthState};
 
-pub const FIXTURES: &str = "/work/shared/fixtures";
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 pub fn fixture(name: &str) -> Bytes {
     Bytes::from(std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture"))

@@ -16,10 +16,9 @@ use super::time::from_unix_nanos;
 use super::{Clock, Limits, NewRecord, Origin, Store, StoreOptions};
 use crate::pipeline::Labels;
 
-/// A captured payload from `shared/fixtures`, which sits beside the
-/// repository.
+/// A captured agent payload from `tests/fixtures` (see its README).
 pub(super) fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

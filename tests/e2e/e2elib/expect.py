@@ -1,5 +1,5 @@
 """What the backend must have received for what a client sent, following
-the relay's documented behaviour (Alloy's, alloy-behaviour.md §2-§4):
+the relay's documented behaviour (Alloy's; docs/components.md and docs/compatibility.md):
 
 - push: labels as sent, plus `app_name=<__name__>` (receive_http's
   ensureServiceName when `service_name` is present, or `service_name` from

@@ -1,12 +1,12 @@
 """PushRequests built from profiles the real agents captured
-(tests/e2e/fixtures), with fresh sample IDs so each is traceable."""
+(tests/fixtures), with fresh sample IDs so each is traceable."""
 
 import uuid
 from pathlib import Path
 
 from . import protos
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures"
 PY_CPU = (FIXTURES / "py_cpu.pb").read_bytes()  # plain pprof
 NODE_WALL = (FIXTURES / "node_wall_cpu.pb.gz").read_bytes()  # gzipped pprof
 NODE_HEAP = (FIXTURES / "node_heap.pb.gz").read_bytes()  # gzipped pprof
