@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod receive_http;
 pub mod relabel;
 pub mod runtime;
+pub mod storage;
 pub mod telemetry;
 pub mod write;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::time::format_rfc3339;
 use super::view::{self, Listed};
-use super::{ArchiveError, Filter, Store, segment};
+use super::{ArchiveError, Filter, Store};
 
 /// `get --gunzip` refuses profiles that inflate beyond this.
 const MAX_GUNZIPPED: u64 = 1 << 30;
@@ -34,7 +34,7 @@ pub fn open_all(storage_path: &Path) -> Result<Vec<(String, Arc<Store>)>, Archiv
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    if !segment::list(storage_path)?.is_empty() {
+    if !crate::storage::list_segments(storage_path)?.is_empty() {
         let store = Store::open_read_only(storage_path)?;
         let component =
             super::recorded_component(storage_path).unwrap_or_else(|| name_of(storage_path));

@@ -17,8 +17,6 @@ pub enum ArchiveError {
     ReadOnly(PathBuf),
     #[error("archive is closed")]
     Closed,
-    #[error("a write to the archive failed and it accepts no more writes until restarted: {0}")]
-    Failed(String),
     #[error("write failed: {0}")]
     Write(String),
     #[error("corrupt record: {0}")]
@@ -31,6 +29,29 @@ pub enum ArchiveError {
     InvalidArgument(String),
     #[error("profile {0} not found")]
     NotFound(String),
+}
+
+impl From<crate::storage::StorageError> for ArchiveError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as S;
+        match e {
+            S::Locked(dir) => ArchiveError::Locked(dir),
+            S::ReadOnly(dir) => ArchiveError::ReadOnly(dir),
+            S::Closed => ArchiveError::Closed,
+            S::Write(why) => ArchiveError::Write(why),
+            S::Corrupt(why) => ArchiveError::Corrupt(why),
+            S::TooLarge { size, max } => ArchiveError::TooLarge { size, max },
+            S::Refused(why) => ArchiveError::InvalidArgument(why),
+            S::Io {
+                context,
+                message,
+                kind,
+            } => ArchiveError::Io {
+                context,
+                source: io::Error::new(kind, message),
+            },
+        }
+    }
 }
 
 impl ArchiveError {

@@ -1,21 +1,18 @@
-//! The in-memory index of a store and how it is rebuilt from the segment
-//! files on open.
+//! The archive's in-memory index, kept by the log's writer thread through
+//! the [`Owner`] hooks: records are indexed as they are written, and
+//! retention and `max_size` delete whole segments, oldest first.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwapOption;
 
 use super::meta::{profile_type_of, service_of};
-use super::record::{Header, MAGIC, Prefix};
-use super::segment::{self, Scan};
+use super::record::decode_meta;
 use super::store::{Limits, Stats};
-use super::{ArchiveError, ComponentMetrics};
+use super::{ComponentMetrics, Origin};
 use crate::pipeline::Labels;
+use crate::storage::{Control, Owner, Prefix, Written};
 
 /// One record in the index: where it is and what lists filter on.
 pub(crate) struct Entry {
@@ -29,20 +26,8 @@ pub(crate) struct Entry {
     pub profile_type: Arc<str>,
 }
 
-pub(crate) struct Segment {
-    pub path: PathBuf,
-    pub file: Arc<File>,
-    pub size: u64,
-    pub count: u64,
-    /// Arrival of the newest record (`i64::MIN` when empty).
-    pub max_arrival: i64,
-}
-
 pub(crate) struct State {
     pub entries: VecDeque<Entry>,
-    /// By first id, oldest first; the last one is the active segment.
-    pub segments: BTreeMap<u64, Segment>,
-    pub disk_bytes: u64,
     pub limits: Limits,
     labels: HashSet<Arc<Labels>>,
     strings: HashSet<Arc<str>>,
@@ -52,8 +37,6 @@ impl State {
     pub fn new(limits: Limits) -> Self {
         Self {
             entries: VecDeque::new(),
-            segments: BTreeMap::new(),
-            disk_bytes: 0,
             limits,
             labels: HashSet::new(),
             strings: HashSet::new(),
@@ -69,46 +52,53 @@ impl State {
         a
     }
 
-    /// Indexes a record of `segment` (which must be in `segments`).
-    pub fn add(&mut self, segment: u64, offset: u64, prefix: Prefix, header: Header) {
-        let service = self.intern_str(service_of(&header.labels, &header.origin));
-        let profile_type = self.intern_str(profile_type_of(&header.labels, &header.origin));
-        let labels = match self.labels.get(&header.labels) {
+    /// Indexes a record; one whose metadata cannot be read is skipped.
+    pub fn add(&mut self, w: &Written<'_>) {
+        let (origin, labels) = match decode_meta(w.meta) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(id = w.id, error = %e, "archive record with unreadable metadata is skipped");
+                return;
+            }
+        };
+        self.add_decoded(w, origin, labels);
+    }
+
+    fn add_decoded(&mut self, w: &Written<'_>, origin: Origin, labels: Labels) {
+        let service = self.intern_str(service_of(&labels, &origin));
+        let profile_type = self.intern_str(profile_type_of(&labels, &origin));
+        let labels = match self.labels.get(&labels) {
             Some(l) => Arc::clone(l),
             None => {
-                let l = Arc::new(header.labels);
+                let l = Arc::new(labels);
                 self.labels.insert(Arc::clone(&l));
                 l
             }
         };
-        if let Some(seg) = self.segments.get_mut(&segment) {
-            seg.count += 1;
-            seg.max_arrival = seg.max_arrival.max(header.arrival_nanos);
-        }
         self.entries.push_back(Entry {
-            id: header.id,
-            arrival_nanos: header.arrival_nanos,
-            segment,
-            offset,
-            prefix,
+            id: w.id,
+            arrival_nanos: w.arrival_nanos,
+            segment: w.segment,
+            offset: w.offset,
+            prefix: w.prefix,
             labels,
             service,
             profile_type,
         });
     }
 
-    /// Drops the oldest segment from the index; the caller deletes the file.
-    pub fn remove_oldest(&mut self) -> Option<Segment> {
-        let (first, seg) = self.segments.pop_first()?;
-        while self.entries.front().is_some_and(|e| e.segment == first) {
+    /// Forgets the records of segments below `end_id`; returns how many.
+    fn remove_before(&mut self, end_id: u64) -> u64 {
+        let mut n = 0;
+        while self.entries.front().is_some_and(|e| e.id < end_id) {
             self.entries.pop_front();
+            n += 1;
         }
-        self.disk_bytes -= seg.size;
-        Some(seg)
+        n
     }
 
     /// Forgets interned labels and strings no record uses any more.
-    pub fn prune_interned(&mut self) {
+    fn prune_interned(&mut self) {
         self.labels.retain(|l| Arc::strong_count(l) > 1);
         self.strings.retain(|s| Arc::strong_count(s) > 1);
     }
@@ -117,155 +107,84 @@ impl State {
         let i = self.entries.binary_search_by_key(&id, |e| e.id).ok()?;
         self.entries.get(i)
     }
-
-    pub fn stats(&self) -> Stats {
-        Stats {
-            profiles: self.entries.len(),
-            segments: self.segments.len(),
-            disk_bytes: self.disk_bytes,
-        }
-    }
 }
+
+/// Called with the reason when archive writes start failing, and with
+/// `None` when they work again.
+pub type FailureHook = Arc<dyn Fn(Option<&str>) + Send + Sync>;
 
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub metrics: ArcSwapOption<ComponentMetrics>,
-    /// Told once when the writer stops accepting writes.
     pub on_failure: Option<FailureHook>,
-    /// Makes the next `fdatasync` fail: a failing disk cannot be had on
-    /// demand in a test, and what matters is what follows the failure.
-    #[cfg(test)]
-    pub fail_next_sync: std::sync::atomic::AtomicBool,
 }
-
-/// Called with the reason when the archive stops accepting writes.
-pub type FailureHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ArchiveError::io("syncing", dir, e))
-}
-
-/// Creates an empty segment, durably; returns its write handle.
-pub(crate) fn create_segment(dir: &Path, first_id: u64) -> Result<(File, Segment), ArchiveError> {
-    let path = dir.join(segment::file_name(first_id));
-    let err = |e| ArchiveError::io("creating", &path, e);
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(err)?;
-    f.write_all(MAGIC)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    sync_dir(dir)?;
-    let read = f.try_clone().map_err(err)?;
-    let seg = Segment {
-        path,
-        file: Arc::new(read),
-        size: MAGIC.len() as u64,
-        count: 0,
-        max_arrival: i64::MIN,
-    };
-    Ok((f, seg))
-}
-
-/// Scans every segment into a new index. When `repair`, the last segment's
-/// torn tail is cut off and its write handle returned.
-pub(crate) fn load(
-    dir: &Path,
-    limits: Limits,
-    repair: bool,
-) -> Result<(State, Option<(u64, File)>), ArchiveError> {
-    let segments = segment::list(dir)?;
-    let mut state = State::new(limits);
-    let mut active = None;
-    let count = segments.len();
-    for (i, (first, path)) in segments.into_iter().enumerate() {
-        let last = i + 1 == count;
-        let scan = match segment::scan(&path, last) {
-            Err(ArchiveError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                continue;
-            }
-            r => r?,
-        };
-        let (file, size) = if last && repair {
-            let (f, size) = repair_tail(&path, &scan)?;
-            let read = f
-                .try_clone()
-                .map_err(|e| ArchiveError::io("opening", &path, e))?;
-            active = Some((first, f));
-            (read, size)
-        } else {
-            if let Some(why) = &scan.stopped {
-                let kept = scan.records.len();
-                tracing::warn!(segment = %path.display(), reason = %why, kept, "archive segment is damaged; the records after the damage are skipped");
-            }
-            let f = File::open(&path).map_err(|e| ArchiveError::io("opening", &path, e))?;
-            (f, scan.file_len)
-        };
-        state.disk_bytes += size;
-        state.segments.insert(
-            first,
-            Segment {
-                path,
-                file: Arc::new(file),
-                size,
-                count: 0,
-                max_arrival: i64::MIN,
-            },
-        );
-        for r in scan.records {
-            state.add(first, r.offset, r.prefix, r.header);
+    pub fn stats(&self, disk_bytes: u64, segments: usize) -> Stats {
+        Stats {
+            profiles: self.lock().entries.len(),
+            segments,
+            disk_bytes,
         }
     }
-    Ok((state, active))
 }
 
-/// Cuts the last segment back to its intact part and returns it opened
-/// for writing, with its size. A torn tail (a write that was interrupted,
-/// so never acknowledged) is dropped; anything else, damage followed by
-/// more data, is first saved beside the segment as
-/// `<segment>.dat.damaged-<offset>`.
-fn repair_tail(path: &Path, scan: &Scan) -> Result<(File, u64), ArchiveError> {
-    let err = |e| ArchiveError::io("repairing", path, e);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(err)?;
-    let keep = if scan.magic_ok { scan.valid_len } else { 0 };
-    if keep < scan.file_len {
-        let mut tail = vec![0; (scan.file_len - keep) as usize];
-        f.read_exact_at(&mut tail, keep).map_err(err)?;
-        let reason = scan.stopped.as_deref().unwrap_or("");
-        if scan.torn || tail.iter().all(|&b| b == 0) {
-            tracing::warn!(segment = %path.display(), reason, bytes = tail.len(), kept = scan.records.len(), "cutting a torn record off the end of the archive");
-        } else {
-            let aside = path.with_extension(format!("dat.damaged-{keep}"));
-            File::create(&aside)
-                .and_then(|mut a| a.write_all(&tail).and_then(|()| a.sync_all()))
-                .map_err(|e| {
-                    ArchiveError::io("saving the damaged part of a segment to", &aside, e)
-                })?;
-            tracing::warn!(segment = %path.display(), reason, bytes = tail.len(), kept = scan.records.len(), saved_to = %aside.display(), "archive segment is damaged; cut off the damaged part and saved it aside");
+/// The archive's side of the log.
+pub(crate) struct ArchiveOwner(pub Arc<Shared>);
+
+impl Owner for ArchiveOwner {
+    fn written(&mut self, records: &[Written<'_>]) {
+        let mut state = self.0.lock();
+        let mut bytes = 0;
+        for w in records {
+            bytes += w.prefix.body_len();
+            state.add(w);
         }
-        f.set_len(keep).map_err(err)?;
+        if let Some(m) = self.0.metrics.load().as_ref() {
+            m.stored_profiles.inc_by(records.len() as u64);
+            m.stored_bytes.inc_by(bytes);
+        }
     }
-    if !scan.magic_ok {
-        f.write_all_at(MAGIC, 0).map_err(err)?;
+
+    /// Deletes whole segments, oldest first, while the archive is over
+    /// `max_size` or its oldest segment's newest record is older than
+    /// `retention`.
+    fn maintain(&mut self, log: &mut Control<'_>) {
+        let now = log.now_nanos();
+        let mut evicted = 0;
+        loop {
+            let limits = self.0.lock().limits;
+            let cutoff =
+                now.saturating_sub(i64::try_from(limits.retention.as_nanos()).unwrap_or(i64::MAX));
+            let Some(oldest) = log.segments().first().copied() else {
+                break;
+            };
+            let expired = oldest.max_arrival < cutoff;
+            if !(expired || log.disk_bytes() > limits.max_size) {
+                break;
+            }
+            let Some(dropped) = log.drop_oldest() else {
+                break;
+            };
+            evicted += self.0.lock().remove_before(dropped.end_id);
+        }
+        let mut state = self.0.lock();
+        if evicted > 0 {
+            state.prune_interned();
+        }
+        if let Some(m) = self.0.metrics.load().as_ref() {
+            m.evicted_profiles.inc_by(evicted);
+            m.set_usage(state.entries.len(), log.disk_bytes());
+        }
     }
-    f.sync_all().map_err(err)?;
-    Ok((f, keep.max(MAGIC.len() as u64)))
+
+    fn health(&mut self, failure: Option<&str>) {
+        if let Some(hook) = &self.0.on_failure {
+            hook(failure);
+        }
+    }
 }

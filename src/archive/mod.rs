@@ -7,65 +7,29 @@
 //!
 //! # Design
 //!
-//! Plain append-only segment files with an in-memory index; the same log is
-//! meant to become the relay's durable queue (at-least-once between receive
-//! and send, surviving `kill -9`).
-//!
-//! **Directory.** `<path>/LOCK` (an advisory `flock`, held by the one
-//! process that writes) and `<path>/segment-<first id, 16 hex>.dat`. A
-//! segment starts with the 8-byte magic `PYRARC\0\x01` (format version 1)
-//! followed by records. The segment with the highest first id is the
-//! active one; only it is written to. It is closed when the next record
-//! would take it past `segment_size` (`max_size / 8`, at most 64 MiB), and
-//! a new one is started, named by the next id. A record bigger than that
-//! gets a segment of its own.
-//!
-//! **Record.** All integers little-endian:
+//! The archive is one owner of the durable segment log in
+//! [`crate::storage`] (record format, group commit, recovery); the write
+//! queue is the other. Its segments start with the magic `PYRARC\0\x01`,
+//! and a record's metadata is how the profile arrived and its labels:
 //! ```text
-//! len u32       bytes after the crc field: 4 + header_len + body_len
-//! crc u32       CRC-32 (IEEE) of the len field and everything after crc
-//! header_len u32
-//! header        version u8 = 1 | id u64 | arrival unix nanos i64 |
-//!               origin: 1 sample_id:str (push)
-//!                     | 2 n:varint content_type:str* path:str query:str (ingest) |
-//!               n:varint (name:str value:str)*      labels, as received
-//! body          the raw_profile (push) or request body (ingest), verbatim
+//! origin: 1 sample_id:str (push)
+//!       | 2 n:varint content_type:str* path:str query:str (ingest)
+//! n:varint (name:str value:str)*      labels, as received
 //! ```
-//! `str` is a LEB128 length and UTF-8 bytes. Service and profile type are
-//! not stored: they are derived from labels and origin when indexing
-//! ([`service_of`], [`profile_type_of`]), so the rule can change without a
-//! format change. The CRC is `crc32fast` (already built for `flate2`;
-//! SIMD, well kept), checked on every read and on recovery.
+//! and its body the raw_profile (push) or request body (ingest), verbatim.
+//! Service and profile type are not stored: they are derived from labels
+//! and origin when indexing ([`service_of`], [`profile_type_of`]), so the
+//! rule can change without a format change.
 //!
-//! **Ids** are `u64`, assigned in append order and never reused: an empty
-//! active segment's name keeps the next id across restarts even when
-//! eviction has deleted every record. The admin API and the CLI show them
-//! qualified by the component label, `local-42` (a label is an Alloy
-//! identifier, so it contains no `-`), which keeps them unique across
-//! archives.
+//! **Ids** are the log's: assigned in append order, never reused. The admin
+//! API and the CLI show them qualified by the component label, `local-42`
+//! (a label is an Alloy identifier, so it contains no `-`), which keeps
+//! them unique across archives.
 //!
-//! **Durability: group commit.** Appends are sent to one writer thread.
-//! It takes every request queued, encodes their records into one buffer,
-//! writes it with one `pwrite` and makes it durable with one `fdatasync`,
-//! then indexes the records and answers each request. Requests arriving
-//! during the sync form the next batch, so 32 concurrent writers share one
-//! sync instead of queueing for 32. A profile is acknowledged to the
-//! sender only after its sync returned, so it survives `kill -9` and power
-//! loss. A new segment is `fsync`ed together with its directory before
-//! records go into it. A failed `pwrite` (disk full) is cut off again with
-//! `ftruncate` and fails only that batch; a failed `fdatasync` leaves the
-//! page cache in an unknown state, so the store then refuses writes until
-//! it is reopened (which re-reads what is really on disk). A request
-//! whose batch was split across a segment change can fail after part of
-//! it became durable: delivery is at-least-once.
-//!
-//! **Recovery.** Opening scans the segments in order and rebuilds the
-//! index. Sealed segments were synced whole before the next one was
-//! started, so only their headers are read; the last segment is read
-//! whole and every checksum checked, and it is truncated at the first
-//! short or mismatching record (the torn tail of a write that was never
-//! acknowledged). [`Store::open_read_only`] (the CLI while the relay
-//! runs) scans the same way without the lock and without truncating.
+//! **Durability.** Every append is fsynced before it is acknowledged
+//! (group commit), so an acknowledged profile survives `kill -9` and power
+//! loss. A failed fsync fails its batch, turns the component unhealthy,
+//! and writing resumes in a new segment.
 //!
 //! **Index.** Per record: id, arrival, segment, offset, lengths, and the
 //! interned label set, service and profile type (~100 bytes; label sets
@@ -76,7 +40,7 @@
 //! **Eviction.** Whole segments are deleted, oldest first, while the
 //! archive takes more than `max_size` on disk or the newest record of the
 //! oldest segment is older than `retention` (the active segment is closed
-//! first when it must go). This runs after every batch, every 5 s, and on
+//! first when it must go). This runs after every batch, every second, and on
 //! [`Store::set_limits`]. Disk use therefore stays between about
 //! `max_size - segment_size` and `max_size`, and records live at most
 //! `retention` plus a segment's time span. A single profile that cannot
@@ -100,11 +64,9 @@ mod index;
 mod meta;
 mod metrics;
 mod record;
-mod segment;
 pub mod store;
 mod time;
 mod view;
-mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -259,10 +221,11 @@ fn open(
     let options = StoreOptions {
         clock: None,
         metrics: Some(metrics.component(component_id)),
-        on_failure: Some(Arc::new(move |reason: &str| {
-            health.set_unhealthy(format!(
-                "writes to the archive stopped ({reason}); check the disk, then restart or move `path`"
-            ));
+        on_failure: Some(Arc::new(move |failure: Option<&str>| match failure {
+            Some(reason) => health.set_unhealthy(format!(
+                "writes to the archive are failing ({reason}); check the disk"
+            )),
+            None => health.set_healthy(),
         })),
     };
     let store = Store::open_with(dir, args.limits(), options)?;

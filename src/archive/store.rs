@@ -3,22 +3,18 @@
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
-use tokio::sync::oneshot;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::index::{FailureHook, Shared, create_segment, load};
-use super::record::{self, Header, MAGIC, PREFIX, Prefix};
+use super::index::{ArchiveOwner, FailureHook, Shared, State};
+use super::record::{Header, MAGIC, decode_meta, encode_meta};
 use super::time::from_unix_nanos;
-use super::writer::{Request, Writer};
 use super::{ArchiveError, ComponentMetrics, Filter, NewRecord, RecordId, RecordMeta};
+use crate::storage::{self, Entry, Log, LogOptions, PREFIX, Prefix};
 
 /// Where "now" comes from; tests inject their own.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+pub type Clock = storage::Clock;
 
 /// How much the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,11 +55,8 @@ pub struct Stats {
 /// An archive directory. Appends are durable (fsynced) when they return;
 /// concurrent appends share one fsync.
 pub struct Store {
-    dir: PathBuf,
     shared: Arc<Shared>,
-    tx: Option<Mutex<mpsc::Sender<Request>>>,
-    writer: Option<JoinHandle<()>>,
-    _lock: Option<File>,
+    log: Log,
 }
 
 impl Store {
@@ -79,101 +72,55 @@ impl Store {
         limits: Limits,
         options: StoreOptions,
     ) -> Result<Store, ArchiveError> {
-        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io("creating", dir, e))?;
-        let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| ArchiveError::io("opening", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(ArchiveError::Locked(dir.to_owned())),
-            Err(TryLockError::Error(e)) => return Err(ArchiveError::io("locking", &lock_path, e)),
-        }
-        let (mut state, last) = load(dir, limits, true)?;
-        let (active_id, active, active_size) = match last {
-            Some((id, file)) => {
-                let size = state.segments[&id].size;
-                (id, file, size)
-            }
-            None => {
-                let id = state.entries.back().map_or(1, |e| e.id + 1);
-                let (file, seg) = create_segment(dir, id)?;
-                state.disk_bytes += seg.size;
-                state.segments.insert(id, seg);
-                (id, file, MAGIC.len() as u64)
-            }
-        };
-        let next_id = state
-            .entries
-            .back()
-            .map_or(active_id, |e| e.id + 1)
-            .max(active_id);
         let metrics = options.metrics.map(Arc::new);
-        if let Some(m) = &metrics {
-            m.set_usage(state.entries.len(), state.disk_bytes);
-        }
         let shared = Arc::new(Shared {
-            state: Mutex::new(state),
+            state: Mutex::new(State::new(limits)),
             metrics: ArcSwapOption::new(metrics),
             on_failure: options.on_failure,
-            #[cfg(test)]
-            fail_next_sync: Default::default(),
         });
-        let clock = options.clock.unwrap_or_else(|| Arc::new(SystemTime::now));
-        let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(
-            Arc::clone(&shared),
-            dir.to_owned(),
-            clock,
-            active,
-            active_id,
-            active_size,
-            next_id,
-        );
-        let handle = std::thread::Builder::new()
-            .name("archive-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| ArchiveError::io("starting the writer of", dir, e))?;
-        let _ = tx.send(Request::Enforce(None));
-        Ok(Store {
-            dir: dir.to_owned(),
-            shared,
-            tx: Some(Mutex::new(tx)),
-            writer: Some(handle),
-            _lock: Some(lock),
-        })
+        let mut log_options = LogOptions::new(MAGIC, limits.segment_size);
+        log_options.thread_name = "archive-writer";
+        if let Some(clock) = options.clock {
+            log_options.clock = clock;
+        }
+        let mut state = State::new(limits);
+        let (log, recovery) = Log::open(
+            dir,
+            log_options,
+            |w| state.add(&w),
+            Box::new(ArchiveOwner(Arc::clone(&shared))),
+        )?;
+        if recovery.corrupt > 0 {
+            tracing::warn!(dir = %dir.display(), records = recovery.corrupt, "archive skipped damaged records");
+        }
+        *shared.lock() = state;
+        log.request_maintenance();
+        Ok(Store { shared, log })
     }
 
     #[cfg(test)]
-    pub(crate) fn shared_for_tests(&self) -> &Shared {
-        &self.shared
+    pub(crate) fn fail_next_sync(&self) {
+        self.log.fail_next_sync();
     }
 
     /// Opens `dir` to read what it holds now, beside a running writer
     /// (another process): no lock, no truncation, no writes.
     pub fn open_read_only(dir: &Path) -> Result<Store, ArchiveError> {
         let limits = Limits::new(Duration::MAX, u64::MAX);
-        let (state, _) = load(dir, limits, false)?;
+        let mut state = State::new(limits);
+        let (log, _) = Log::open_read_only(dir, MAGIC, |w| state.add(&w))?;
         Ok(Store {
-            dir: dir.to_owned(),
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 metrics: ArcSwapOption::empty(),
                 on_failure: None,
-                #[cfg(test)]
-                fail_next_sync: Default::default(),
             }),
-            tx: None,
-            writer: None,
-            _lock: None,
+            log,
         })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.log.dir()
     }
 
     /// Stores `records` in order; returns their ids once they are on disk.
@@ -181,35 +128,33 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Append { records, reply })?;
-        answer.await.map_err(|_| ArchiveError::Closed)?
+        let max_size = self.shared.lock().limits.max_size;
+        let mut entries = Vec::with_capacity(records.len());
+        for r in records {
+            let meta = encode_meta(&r.origin, &r.labels);
+            let len = storage::encoded_len(meta.len(), r.body.len()) + MAGIC.len() as u64;
+            if len > max_size {
+                return Err(ArchiveError::TooLarge {
+                    size: r.body.len() as u64,
+                    max: max_size,
+                });
+            }
+            entries.push(Entry { meta, body: r.body });
+        }
+        let ids = self.log.append(entries).await?;
+        Ok(ids.map(RecordId).collect())
     }
 
     /// New limits, applied at once (eviction runs right away).
     pub fn set_limits(&self, limits: Limits) {
         self.shared.lock().limits = limits;
-        let _ = self.send(Request::Enforce(None));
+        self.log.request_maintenance();
     }
 
     /// Runs retention and max_size now rather than at the next append or
-    /// timer tick (every few seconds), and waits until it is done.
+    /// timer tick (every second), and waits until it is done.
     pub async fn enforce(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.send(Request::Enforce(Some(done))).is_ok() {
-            let _ = wait.await;
-        }
-    }
-
-    fn send(&self, request: Request) -> Result<(), ArchiveError> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| ArchiveError::ReadOnly(self.dir.clone()))?;
-        tx.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(request)
-            .map_err(|_| ArchiveError::Closed)
+        self.log.maintain().await;
     }
 
     /// Where this store reports its metrics; `None` detaches it.
@@ -222,12 +167,13 @@ impl Store {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats()
+        self.shared
+            .stats(self.log.disk_bytes(), self.log.segments().len())
     }
 
     /// The matching records, newest first.
     pub fn list(&self, filter: &Filter) -> Vec<RecordMeta> {
-        let picked: Vec<(Arc<File>, u64, u64, Prefix, String, String)> = {
+        let picked: Vec<(u64, u64, u64, Prefix, String, String)> = {
             let state = self.shared.lock();
             state
                 .entries
@@ -235,30 +181,33 @@ impl Store {
                 .rev()
                 .filter(|e| filter.matches(&e.service, from_unix_nanos(e.arrival_nanos), &e.labels))
                 .take(filter.limit.unwrap_or(usize::MAX))
-                .filter_map(|e| {
-                    let seg = state.segments.get(&e.segment)?;
-                    Some((
-                        Arc::clone(&seg.file),
+                .map(|e| {
+                    (
                         e.id,
+                        e.segment,
                         e.offset,
                         e.prefix,
                         e.service.to_string(),
                         e.profile_type.to_string(),
-                    ))
+                    )
                 })
                 .collect()
         };
         let mut out = Vec::with_capacity(picked.len());
-        for (file, id, offset, prefix, service, profile_type) in picked {
-            let mut buf = vec![0; prefix.header_len as usize];
-            let header = file
-                .read_exact_at(&mut buf, offset + PREFIX as u64)
-                .map_err(|e| ArchiveError::Corrupt(e.to_string()))
-                .and_then(|()| record::decode_header(&buf));
+        for (id, segment, offset, prefix, service, profile_type) in picked {
+            let header = self
+                .log
+                .read_at(
+                    segment,
+                    offset + PREFIX as u64,
+                    u64::from(prefix.header_len),
+                )
+                .map_err(ArchiveError::from)
+                .and_then(|buf| header_of(&buf));
             match header {
                 Ok(h) => out.push(meta(h, service, profile_type, prefix)),
                 Err(e) => {
-                    tracing::warn!(dir = %self.dir.display(), id, error = %e, "skipping unreadable record")
+                    tracing::warn!(dir = %self.dir().display(), id, error = %e, "skipping unreadable record")
                 }
             }
         }
@@ -267,41 +216,51 @@ impl Store {
 
     /// The record and its body, checked against its checksum.
     pub fn read(&self, id: RecordId) -> Result<Option<(RecordMeta, Bytes)>, ArchiveError> {
-        let (file, offset, prefix, service, profile_type) = {
+        let (segment, offset, service, profile_type) = {
             let state = self.shared.lock();
             let Some(e) = state.find(id.0) else {
                 return Ok(None);
             };
-            let Some(seg) = state.segments.get(&e.segment) else {
-                return Ok(None);
-            };
             (
-                Arc::clone(&seg.file),
+                e.segment,
                 e.offset,
-                e.prefix,
                 e.service.to_string(),
                 e.profile_type.to_string(),
             )
         };
-        let mut buf = vec![0; prefix.record_len() as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| ArchiveError::io(format!("reading record {id} of"), &self.dir, e))?;
-        record::verify(&buf)?;
-        let header_end = PREFIX + prefix.header_len as usize;
-        let header = record::decode_header(&buf[PREFIX..header_end])?;
-        let body = Bytes::from(buf).slice(header_end..);
-        Ok(Some((meta(header, service, profile_type, prefix), body)))
+        let record = match self.log.read_record(segment, offset) {
+            Ok(r) => r,
+            // Evicted since the index was read.
+            Err(storage::StorageError::Corrupt(_)) if self.shared.lock().find(id.0).is_none() => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let head = record.head();
+        let (origin, labels) = decode_meta(head.meta)?;
+        let header = Header {
+            id: head.id,
+            arrival_nanos: head.arrival_nanos,
+            origin,
+            labels,
+        };
+        Ok(Some((
+            meta(header, service, profile_type, record.prefix),
+            record.body(),
+        )))
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        // Closing the channel ends the writer after the requests queued.
-        self.tx = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
-    }
+/// Decodes the header bytes of a record (after its prefix).
+fn header_of(buf: &[u8]) -> Result<Header, ArchiveError> {
+    let head = storage::decode_head(buf)?;
+    let (origin, labels) = decode_meta(head.meta)?;
+    Ok(Header {
+        id: head.id,
+        arrival_nanos: head.arrival_nanos,
+        origin,
+        labels,
+    })
 }
 
 fn meta(h: Header, service: String, profile_type: String, prefix: Prefix) -> RecordMeta {

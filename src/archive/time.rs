@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::ArchiveError;
 
+pub(crate) use crate::telemetry::civil_time::from_unix_nanos;
 use crate::telemetry::civil_time::{Precision, days_from_civil};
-pub(crate) use crate::telemetry::civil_time::{from_unix_nanos, unix_nanos};
 
 /// `2025-01-02T03:04:05Z`, or with `.123456789` nanoseconds when `nanos`.
 pub fn format_rfc3339(t: SystemTime, nanos: bool) -> String {

@@ -85,7 +85,7 @@ pub(super) fn big_limits() -> Limits {
 
 /// The segment files of `dir`, oldest first.
 pub(super) fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    super::segment::list(dir)
+    crate::storage::list_segments(dir)
         .unwrap()
         .into_iter()
         .map(|(_, p)| p)

@@ -1,0 +1,444 @@
+//! The writer thread: group commit, segment rotation, failure handling,
+//! and the owner's maintenance.
+//!
+//! Appends queue on a channel. The thread takes every request queued,
+//! encodes their records into one buffer, writes it with one `pwrite` per
+//! segment and (under [`SyncPolicy::Always`]) makes it durable with one
+//! `fdatasync` before anyone is answered. Requests that arrive during the
+//! sync form the next batch, so N concurrent writers share each sync.
+
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+use super::record::{self, PREFIX, Prefix};
+use super::segment::{self, Magic};
+use super::table::{SegmentInfo, SharedTable, lock};
+use super::{Entry, Owner, StorageError, SyncPolicy, Written};
+use crate::telemetry::civil_time::unix_nanos;
+
+/// A batch stops growing at this many body bytes...
+const MAX_BATCH_BYTES: usize = 16 << 20;
+/// ...or requests.
+const MAX_BATCH_REQUESTS: usize = 1024;
+
+pub(crate) type Reply = oneshot::Sender<Result<Range<u64>, StorageError>>;
+
+pub(crate) enum Request {
+    Append {
+        entries: Vec<Entry>,
+        reply: Reply,
+    },
+    /// Run the owner's maintenance now; answer when done.
+    Maintain(Option<oneshot::Sender<()>>),
+}
+
+pub(crate) struct Config {
+    pub dir: PathBuf,
+    pub magic: Magic,
+    pub segment_size: u64,
+    pub sync: SyncPolicy,
+    pub tick: Duration,
+    pub clock: super::Clock,
+    pub fsync_observer: Option<super::FsyncObserver>,
+}
+
+/// The part of the writer an owner's hooks may act on.
+pub struct Control<'a> {
+    w: &'a mut Core,
+}
+
+pub(crate) struct Core {
+    cfg: Config,
+    table: SharedTable,
+    committed: watch::Sender<u64>,
+    active: File,
+    active_id: u64,
+    active_size: u64,
+    /// Set after a failed fsync or write that left the active segment in
+    /// an unknown state: the next batch starts a new segment first.
+    sealed_on_failure: bool,
+    /// Whether the last batch failed on the disk (for health).
+    failing: bool,
+    /// Written but not yet synced (only under `SyncPolicy::Every`).
+    dirty_since: Option<Instant>,
+    #[cfg(test)]
+    pub fail_next_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Control<'_> {
+    /// Every segment, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        lock(&self.w.table).infos()
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        lock(&self.w.table).disk_bytes
+    }
+
+    pub fn now_nanos(&self) -> i64 {
+        unix_nanos((self.w.cfg.clock)())
+    }
+
+    /// Deletes the oldest segment (closing the active one first when it is
+    /// the oldest and holds records). `None` when only an empty active
+    /// segment is left, or a new segment could not be started.
+    pub fn drop_oldest(&mut self) -> Option<SegmentInfo> {
+        let oldest = *lock(&self.w.table).infos().first()?;
+        if oldest.active {
+            if oldest.count == 0 {
+                return None;
+            }
+            if let Err(e) = self.w.rotate() {
+                tracing::warn!(error = %e, "could not start a new segment to delete the old one");
+                return None;
+            }
+        }
+        let mut table = lock(&self.w.table);
+        let info = *table.infos().first()?;
+        let (_, seg) = table.segments.pop_first()?;
+        table.disk_bytes -= seg.size;
+        drop(table);
+        // Unlinking needs no free space, so a full disk can still be emptied.
+        if let Err(e) = std::fs::remove_file(&seg.path) {
+            tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment");
+        }
+        if let Err(e) = segment::sync_dir(&self.w.cfg.dir) {
+            tracing::warn!(error = %e, "could not sync the log directory after a delete");
+        }
+        Some(info)
+    }
+}
+
+impl Core {
+    pub fn new(
+        cfg: Config,
+        table: SharedTable,
+        committed: watch::Sender<u64>,
+        active: (u64, File, u64),
+    ) -> Self {
+        Self {
+            cfg,
+            table,
+            committed,
+            active_id: active.0,
+            active: active.1,
+            active_size: active.2,
+            sealed_on_failure: false,
+            failing: false,
+            dirty_since: None,
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
+        }
+    }
+
+    pub fn run(mut self, mut owner: Box<dyn Owner>, rx: mpsc::Receiver<Request>) {
+        loop {
+            let wait = match (self.dirty_since, self.cfg.sync) {
+                (Some(since), SyncPolicy::Every(every)) => {
+                    (since + every).saturating_duration_since(Instant::now())
+                }
+                _ => self.cfg.tick,
+            };
+            let first = match rx.recv_timeout(wait.min(self.cfg.tick)) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.periodic_sync(owner.as_mut());
+                    owner.maintain(&mut Control { w: &mut self });
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.periodic_sync(owner.as_mut());
+                    return;
+                }
+            };
+            let mut bytes = request_bytes(&first);
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_REQUESTS && bytes < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        bytes += request_bytes(&r);
+                        batch.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(owner.as_mut(), batch);
+            self.periodic_sync(owner.as_mut());
+        }
+    }
+
+    fn process(&mut self, owner: &mut dyn Owner, batch: Vec<Request>) {
+        let mut answers: Vec<(Reply, Result<Range<u64>, StorageError>)> = Vec::new();
+        let mut maintained = Vec::new();
+        let mut buf = Vec::new();
+        // (offset in buf, prefix) of each staged record.
+        let mut staged: Vec<(usize, Prefix)> = Vec::new();
+        let mut failure: Option<StorageError> = None;
+        let mut first_unwritten = lock(&self.table).next_id;
+        if self.sealed_on_failure
+            && let Err(e) = self.rotate()
+        {
+            failure = Some(e);
+        }
+        for request in batch {
+            let (entries, reply) = match request {
+                Request::Append { entries, reply } => (entries, reply),
+                Request::Maintain(done) => {
+                    maintained.extend(done);
+                    continue;
+                }
+            };
+            if let Some(e) = &failure {
+                answers.push((reply, Err(e.clone())));
+                continue;
+            }
+            let needed: u64 = entries
+                .iter()
+                .map(|e| record::encoded_len(e.meta.len(), e.body.len()))
+                .sum();
+            if let Err(e) = owner.admit(needed, &mut Control { w: self }) {
+                answers.push((reply, Err(e)));
+                continue;
+            }
+            let first = lock(&self.table).next_id;
+            let mut result = Ok(());
+            for entry in entries {
+                result = self.stage(owner, entry, &mut buf, &mut staged, &mut first_unwritten);
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => answers.push((reply, Ok(first..lock(&self.table).next_id))),
+                Err(e) => {
+                    failure = Some(e.clone());
+                    answers.push((reply, Err(e)));
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = self.flush(owner, &mut buf, &mut staged, &mut first_unwritten)
+        {
+            failure = Some(e);
+        }
+        if failure.is_none() && self.failing {
+            self.failing = false;
+            owner.health(None);
+        }
+        owner.maintain(&mut Control { w: self });
+        for (reply, answer) in answers {
+            let answer = answer.and_then(|ids| {
+                if ids.end <= first_unwritten {
+                    Ok(ids)
+                } else {
+                    Err(failure
+                        .clone()
+                        .unwrap_or_else(|| StorageError::Write("not written".into())))
+                }
+            });
+            let _ = reply.send(answer);
+        }
+        for done in maintained {
+            let _ = done.send(());
+        }
+    }
+
+    /// Encodes one record into the batch, first writing out what is staged
+    /// and starting a new segment when it would overflow the active one.
+    fn stage(
+        &mut self,
+        owner: &mut dyn Owner,
+        entry: Entry,
+        buf: &mut Vec<u8>,
+        staged: &mut Vec<(usize, Prefix)>,
+        first_unwritten: &mut u64,
+    ) -> Result<(), StorageError> {
+        let id = lock(&self.table).next_id;
+        let arrival = unix_nanos((self.cfg.clock)());
+        let start = buf.len();
+        record::encode(id, arrival, &entry.meta, &entry.body, buf)?;
+        let record_len = (buf.len() - start) as u64;
+        let used = self.active_size + start as u64;
+        let mut at = start;
+        if used > self.cfg.magic.len() as u64 && used + record_len > self.cfg.segment_size {
+            let tail = buf.split_off(start);
+            self.flush(owner, buf, staged, first_unwritten)?;
+            self.rotate()?;
+            *buf = tail;
+            at = 0;
+        }
+        let prefix = Prefix::parse(buf[at..at + PREFIX].try_into().expect("12 bytes"))?;
+        staged.push((at, prefix));
+        lock(&self.table).next_id = id + 1;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        let started = Instant::now();
+        let r = self.active.sync_data();
+        if let Some(observe) = &self.cfg.fsync_observer {
+            observe(started.elapsed());
+        }
+        r
+    }
+
+    /// A failed write or sync: the active segment's state past what was
+    /// committed is unknown (the kernel may have dropped the dirty pages),
+    /// so it is never synced again; the next batch starts a new segment.
+    fn disk_failed(&mut self, owner: &mut dyn Owner, reason: String) -> StorageError {
+        tracing::error!(dir = %self.cfg.dir.display(), %reason, "log write failed; sealing the segment");
+        self.sealed_on_failure = true;
+        if !self.failing {
+            self.failing = true;
+            owner.health(Some(&reason));
+        }
+        StorageError::Write(reason)
+    }
+
+    /// Writes the staged records (syncing them under `Always`), then
+    /// publishes them to the owner and the readers.
+    fn flush(
+        &mut self,
+        owner: &mut dyn Owner,
+        buf: &mut Vec<u8>,
+        staged: &mut Vec<(usize, Prefix)>,
+        first_unwritten: &mut u64,
+    ) -> Result<(), StorageError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let at = self.active_size;
+        if let Err(e) = self.active.write_all_at(buf, at) {
+            buf.clear();
+            staged.clear();
+            // Cut off a partial write so the segment stays parseable.
+            let reason = match self.active.set_len(at) {
+                Ok(()) => format!("write: {e}"),
+                Err(e2) => format!("write: {e}; then truncating: {e2}"),
+            };
+            return Err(self.disk_failed(owner, reason));
+        }
+        match self.cfg.sync {
+            SyncPolicy::Always => {
+                if let Err(e) = self.sync() {
+                    buf.clear();
+                    staged.clear();
+                    return Err(self.disk_failed(owner, format!("fsync: {e}")));
+                }
+            }
+            SyncPolicy::Every(_) => {
+                self.dirty_since.get_or_insert_with(Instant::now);
+            }
+        }
+        let written: Vec<Written<'_>> = staged
+            .iter()
+            .map(|&(offset, prefix)| {
+                let rec = &buf[offset..offset + prefix.record_len() as usize];
+                let head = record::decode_head(&rec[PREFIX..prefix.body_start()])
+                    .expect("a record just encoded");
+                Written {
+                    id: head.id,
+                    arrival_nanos: head.arrival_nanos,
+                    segment: self.active_id,
+                    offset: at + offset as u64,
+                    prefix,
+                    meta: head.meta,
+                }
+            })
+            .collect();
+        owner.written(&written);
+        let size = buf.len() as u64;
+        {
+            let mut table = lock(&self.table);
+            if let Some(seg) = table.segments.get_mut(&self.active_id) {
+                seg.size += size;
+                seg.count += written.len() as u64;
+                for w in &written {
+                    seg.min_arrival = seg.min_arrival.min(w.arrival_nanos);
+                    seg.max_arrival = seg.max_arrival.max(w.arrival_nanos);
+                }
+            }
+            table.disk_bytes += size;
+        }
+        if let Some(last) = written.last() {
+            *first_unwritten = last.id + 1;
+            self.committed.send_replace(last.id + 1);
+        }
+        self.active_size += size;
+        buf.clear();
+        staged.clear();
+        Ok(())
+    }
+
+    /// Under `SyncPolicy::Every`: syncs what was written when the period
+    /// has passed (and on shutdown).
+    fn periodic_sync(&mut self, owner: &mut dyn Owner) {
+        let SyncPolicy::Every(every) = self.cfg.sync else {
+            return;
+        };
+        let Some(since) = self.dirty_since else {
+            return;
+        };
+        if since.elapsed() < every && !self.committed.is_closed() {
+            return;
+        }
+        self.dirty_since = None;
+        if let Err(e) = self.sync() {
+            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        }
+    }
+
+    /// Closes the active segment and starts a new one named by the next id.
+    fn rotate(&mut self) -> Result<(), StorageError> {
+        if self.dirty_since.take().is_some() {
+            // The old segment is synced whole before the next one starts.
+            self.sync()
+                .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
+        }
+        let next_id = lock(&self.table).next_id;
+        let (path, file) = segment::create(&self.cfg.dir, next_id, &self.cfg.magic)?;
+        let read = file
+            .try_clone()
+            .map_err(|e| StorageError::io("opening", &path, e))?;
+        let size = self.cfg.magic.len() as u64;
+        {
+            let mut table = lock(&self.table);
+            table.disk_bytes += size;
+            table.segments.insert(
+                next_id,
+                super::table::Segment {
+                    path,
+                    file: std::sync::Arc::new(read),
+                    size,
+                    count: 0,
+                    min_arrival: i64::MAX,
+                    max_arrival: i64::MIN,
+                },
+            );
+        }
+        self.active = file;
+        self.active_id = next_id;
+        self.active_size = size;
+        self.sealed_on_failure = false;
+        Ok(())
+    }
+}
+
+fn request_bytes(r: &Request) -> usize {
+    match r {
+        Request::Append { entries, .. } => entries.iter().map(|e| e.body.len() + 256).sum(),
+        Request::Maintain(_) => 0,
+    }
+}
