@@ -35,6 +35,69 @@ enum Command {
     /// List and fetch profiles kept by pyroscope.archive components.
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// Inspect the durable queues of pyroscope.write components.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// For each queue on disk: component, endpoint, pending profiles,
+    /// bytes and the oldest pending profile's age. Works while the relay
+    /// runs and while it is stopped.
+    Status {
+        #[arg(long = "storage.path", default_value = "data-relay/")]
+        storage_path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn queue(command: QueueCommand) -> ExitCode {
+    let QueueCommand::Status { storage_path, json } = command;
+    let status = match crate::write::queue::status::read(&storage_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        let body = serde_json::json!({ "queues": status });
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let rows: Vec<[String; 5]> = status
+        .iter()
+        .map(|s| {
+            [
+                s.component.clone(),
+                s.endpoint.clone(),
+                s.pending_profiles.to_string(),
+                s.pending_bytes.to_string(),
+                format!("{:.0}s", s.oldest_age_seconds),
+            ]
+        })
+        .collect();
+    let header = ["COMPONENT", "ENDPOINT", "PENDING", "BYTES", "OLDEST"];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(header.map(String::from)).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    ExitCode::SUCCESS
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +213,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { path } => check(&config_source(path)),
         Command::Profiles(command) => profiles(command),
+        Command::Queue(command) => queue(command),
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -58,6 +58,7 @@ async fn basic_functionality() {
             ("cluster".to_owned(), "cluster-1".to_owned()),
         ]),
         endpoints: vec![e],
+        queue: None,
     });
     let input = Labels::from_pairs([
         ("__name__", "my.awesome.app.cpu"),

@@ -26,6 +26,7 @@ fn fanout_args(urls: &[String], retries: u32) -> Arguments {
     Arguments {
         external_labels: BTreeMap::from([("foo".to_owned(), "buzz".to_owned())]),
         endpoints,
+        queue: None,
     }
 }
 
@@ -119,6 +120,7 @@ async fn update_from_no_endpoints_to_one() {
     let backend = Backend::ok().await;
     h.write
         .update(args(vec![endpoint(&backend.url, 1)]))
+        .await
         .unwrap();
     h.receiver.append(fanout_profile()).await.unwrap();
     assert_eq!(backend.count(), 1);
@@ -126,7 +128,7 @@ async fn update_from_no_endpoints_to_one() {
     let mut bad = endpoint("http://127.0.0.1:1", 1);
     bad.http_client.bearer_token = Some(pyroscope_relay::write::Secret::new("a"));
     bad.http_client.bearer_token_file = "/x".into();
-    assert!(h.write.update(args(vec![bad])).is_err());
+    assert!(h.write.update(args(vec![bad])).await.is_err());
     h.receiver.append(fanout_profile()).await.unwrap();
     assert_eq!(backend.count(), 2);
 }
@@ -397,7 +399,7 @@ async fn each_attempt_is_bounded_by_remote_timeout_and_the_deadline() {
     // The caller's deadline is shorter than remote_timeout.
     let mut e = endpoint(&backend.url, 2);
     e.remote_timeout = Duration::from_secs(10);
-    h.write.update(args(vec![e])).unwrap();
+    h.write.update(args(vec![e])).await.unwrap();
     let mut profile = fanout_profile();
     profile.deadline = Some(Instant::now() + Duration::from_millis(300));
     let started = Instant::now();
@@ -462,7 +464,7 @@ async fn stop_uninstalls_and_drops_metric_series() {
         receiver,
         registry,
     } = h;
-    write.stop();
+    write.stop().await;
     let err = receiver.append(fanout_profile()).await.unwrap_err();
     assert!(err.message.contains("is not running"), "{}", err.message);
     let mut text = String::new();

@@ -11,6 +11,9 @@ pub struct AppendError {
     pub code: Code,
     pub http_status: Option<u16>,
     pub message: String,
+    /// How long the client should wait before retrying (`Retry-After`),
+    /// when the refusal says so.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl AppendError {
@@ -19,6 +22,7 @@ impl AppendError {
             code,
             http_status: None,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -28,7 +32,14 @@ impl AppendError {
             code: Code::meaning_of_http_status(status),
             http_status: Some(status),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with another RPC code (the HTTP status stays).
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.code = code;
+        self
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {

@@ -82,7 +82,16 @@ where
     }
     Ok(match failures.most_meaningful_with_status() {
         Some((status, err)) if status >= 400 => match StatusCode::from_u16(status) {
-            Ok(status) => reply::plain(status, format!("{}\n", err.message)),
+            Ok(status) => {
+                let mut reply = reply::plain(status, format!("{}\n", err.message));
+                if let Some(after) = err.retry_after {
+                    reply.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from(after.as_secs().max(1)),
+                    );
+                }
+                reply
+            }
             Err(_) => failed(),
         },
         _ => failed(),

@@ -196,7 +196,7 @@ impl Running {
                     .await,
             )),
             Args::Write(a) => Running::Write(
-                write::Write::start(id, receiver, a, families.write.clone())
+                write::Write::start(id, receiver, a, families.write.clone(), data_dir, health)
                     .map_err(|e| e.to_string())?,
             ),
             Args::Relabel(a) => Running::Relabel(
@@ -224,7 +224,7 @@ impl Running {
                 c.update(*a).await;
                 Ok(())
             }
-            (Running::Write(c), Args::Write(a)) => c.update(a).map_err(|e| e.to_string()),
+            (Running::Write(c), Args::Write(a)) => c.update(a).await.map_err(|e| e.to_string()),
             (Running::Relabel(c), Args::Relabel(a)) => c.update(a).map_err(|e| e.to_string()),
             (Running::Archive(c), Args::Archive(a)) => c.update(a).map_err(|e| e.to_string()),
             _ => Err("component kind changed".to_string()),
@@ -244,7 +244,7 @@ impl Running {
         match self {
             Running::ReceiveHttp(c) => (*c).shutdown().await,
             Running::Relabel(c) => c.stop(),
-            Running::Write(c) => c.stop(),
+            Running::Write(c) => c.stop().await,
             Running::Archive(c) => c.stop(),
         }
     }

@@ -46,11 +46,15 @@
 //! at the next intact record; bytes at the end with no intact record after
 //! them (a torn write) are cut off the active segment.
 
+mod positions;
+mod reader;
 mod record;
 mod segment;
 mod table;
 mod writer;
 
+pub use positions::{load_positions, save_positions};
+pub use reader::{Cursor, Next};
 pub use record::{Head, MetaReader, PREFIX, Prefix, decode_head, encoded_len, put_str, put_varint};
 pub use segment::list as list_segments;
 pub use segment::{Magic, Scanned};
@@ -323,6 +327,11 @@ impl Log {
         }
     }
 
+    /// Changes when appends are synced, from the next batch on.
+    pub fn set_sync(&self, policy: SyncPolicy) {
+        let _ = self.send(Request::SetSync(policy));
+    }
+
     /// Asks for maintenance without waiting.
     pub fn request_maintenance(&self) {
         let _ = self.send(Request::Maintain(None));
@@ -450,6 +459,7 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
         count: 0,
         min_arrival: i64::MAX,
         max_arrival: i64::MIN,
+        skips: Vec::new(),
     })
 }
 
@@ -526,6 +536,7 @@ fn load(
                 count: seg_count,
                 min_arrival,
                 max_arrival,
+                skips: scan.skips,
             },
         );
     }

@@ -82,6 +82,9 @@ pub struct Scan {
     pub file_len: u64,
     /// Damaged records skipped between intact ones.
     pub corrupt: u64,
+    /// Where damage starts and the next intact record after it, so that
+    /// readers can step over it.
+    pub skips: Vec<(u64, u64)>,
     /// Why the bytes after `valid_len` hold no record, if there are any.
     pub stopped: Option<String>,
     /// Whether those bytes are the torn tail of an interrupted write (a
@@ -186,6 +189,7 @@ pub fn scan(
         match resync(&file, pos, hint, file_len, last_id).map_err(io_err)? {
             Some(next) => {
                 scan.corrupt += 1;
+                scan.skips.push((pos, next));
                 pos = next;
                 r.seek(std::io::SeekFrom::Start(pos)).map_err(io_err)?;
             }

@@ -19,6 +19,8 @@ pub struct Segment {
     /// empty).
     pub min_arrival: i64,
     pub max_arrival: i64,
+    /// Damaged ranges found on open: (start, the next intact record).
+    pub skips: Vec<(u64, u64)>,
 }
 
 /// A summary of one segment, for an owner deciding what to delete.

@@ -35,6 +35,7 @@ pub(crate) enum Request {
     },
     /// Run the owner's maintenance now; answer when done.
     Maintain(Option<oneshot::Sender<()>>),
+    SetSync(SyncPolicy),
 }
 
 pub(crate) struct Config {
@@ -82,6 +83,36 @@ impl Control<'_> {
 
     pub fn now_nanos(&self) -> i64 {
         unix_nanos((self.w.cfg.clock)())
+    }
+
+    /// The size of an empty segment.
+    pub fn magic_len(&self) -> u64 {
+        self.w.cfg.magic.len() as u64
+    }
+
+    /// Calls `each` for every record of the oldest segment (headers only).
+    pub fn scan_oldest(&self, mut each: impl FnMut(Written<'_>)) {
+        let Some((first, path)) = lock(&self.w.table)
+            .segments
+            .iter()
+            .next()
+            .map(|(id, s)| (*id, s.path.clone()))
+        else {
+            return;
+        };
+        let scanned = segment::scan(&path, &self.w.cfg.magic, false, |r| {
+            each(Written {
+                id: r.head.id,
+                arrival_nanos: r.head.arrival_nanos,
+                segment: first,
+                offset: r.offset,
+                prefix: r.prefix,
+                meta: r.head.meta,
+            })
+        });
+        if let Err(e) = scanned {
+            tracing::warn!(segment = %path.display(), error = %e, "could not read a segment before deleting it");
+        }
     }
 
     /// Deletes the oldest segment (closing the active one first when it is
@@ -190,6 +221,17 @@ impl Core {
                 Request::Append { entries, reply } => (entries, reply),
                 Request::Maintain(done) => {
                     maintained.extend(done);
+                    continue;
+                }
+                Request::SetSync(policy) => {
+                    if policy == SyncPolicy::Always && self.dirty_since.take().is_some() {
+                        // What was acknowledged under the old policy is
+                        // made durable before the stricter one applies.
+                        if let Err(e) = self.sync() {
+                            failure = Some(self.disk_failed(owner, format!("fsync: {e}")));
+                        }
+                    }
+                    self.cfg.sync = policy;
                     continue;
                 }
             };
@@ -425,6 +467,7 @@ impl Core {
                     count: 0,
                     min_arrival: i64::MAX,
                     max_arrival: i64::MIN,
+                    skips: Vec::new(),
                 },
             );
         }
@@ -439,6 +482,6 @@ impl Core {
 fn request_bytes(r: &Request) -> usize {
     match r {
         Request::Append { entries, .. } => entries.iter().map(|e| e.body.len() + 256).sum(),
-        Request::Maintain(_) => 0,
+        Request::Maintain(_) | Request::SetSync(_) => 0,
     }
 }

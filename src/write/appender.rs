@@ -10,6 +10,9 @@ use tokio::time::Instant;
 
 use super::endpoint::Endpoint;
 use super::metrics::{Metrics, TotalLatency, observe};
+use super::outgoing::Request;
+use super::queue::Queue;
+use super::send::send;
 use super::{Arguments, WriteError, ingest, push};
 use crate::pipeline::{AppendError, Appender, Payload, Profile};
 
@@ -17,7 +20,9 @@ use crate::pipeline::{AppendError, Appender, Payload, Profile};
 pub(super) struct State {
     /// Sorted by name.
     pub external: Vec<(String, String)>,
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// With a `queue` block: appends end when the request is on disk.
+    pub queue: Option<Arc<Queue>>,
     totals: TotalLatency,
 }
 
@@ -30,7 +35,7 @@ impl State {
         let endpoints = args
             .endpoints
             .iter()
-            .map(|cfg| Endpoint::build(component_id, cfg, metrics))
+            .map(|cfg| Endpoint::build(component_id, cfg, metrics).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             external: args
@@ -39,25 +44,58 @@ impl State {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             endpoints,
+            queue: None,
             totals: metrics.totals(component_id),
         })
     }
 
+    /// No endpoints, no queue: what a stopped component leaves behind.
+    pub fn empty(metrics: &Metrics, component_id: &str) -> Self {
+        Self {
+            external: Vec::new(),
+            endpoints: Vec::new(),
+            queue: None,
+            totals: metrics.totals(component_id),
+        }
+    }
+
     async fn append(&self, profile: Profile) -> Result<(), AppendError> {
         let started = Instant::now();
-        let (result, total) = match &profile.payload {
-            Payload::Push(series) => (
-                push::append(self, series, &profile).await,
-                &self.totals.push,
-            ),
-            Payload::Ingest(ingest) => (
-                ingest::append(self, ingest, &profile).await,
-                &self.totals.ingest,
-            ),
+        let total = match &profile.payload {
+            Payload::Push(_) => &self.totals.push,
+            Payload::Ingest(_) => &self.totals.ingest,
         };
+        let result = self.deliver(&profile).await;
         observe(total, started.elapsed());
         result
     }
+
+    async fn deliver(&self, profile: &Profile) -> Result<(), AppendError> {
+        let request = match &profile.payload {
+            Payload::Push(series) => push::request(series, &self.external, profile)?,
+            Payload::Ingest(ingest) => Some(ingest::request(ingest, &self.external, profile)?),
+        };
+        let Some(request) = request.filter(|_| !self.endpoints.is_empty()) else {
+            return Ok(());
+        };
+        match &self.queue {
+            Some(queue) => queue.enqueue(request).await,
+            None => send_everywhere(self, &request, profile).await,
+        }
+    }
+}
+
+/// The synchronous path: every endpoint, within the caller's deadline.
+async fn send_everywhere(
+    state: &State,
+    request: &Request,
+    profile: &Profile,
+) -> Result<(), AppendError> {
+    all_endpoints(state, |ep| async move {
+        let prepared = request.for_endpoint(ep)?;
+        send(ep, request.kind(), prepared, profile.deadline, false).await
+    })
+    .await
 }
 
 /// Runs `send` for every endpoint in parallel. Succeeds only if all did;
@@ -71,7 +109,7 @@ where
     let results = match state.endpoints.as_slice() {
         [] => return Ok(()),
         [only] => vec![send(only).await],
-        many => join_all(many.iter().map(send)).await,
+        many => join_all(many.iter().map(|ep| send(ep))).await,
     };
     let mut errors = results.into_iter().filter_map(Result::err);
     let Some(mut first) = errors.next() else {

@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use super::http_config::{
     Authorization, BasicAuth, HttpClientConfig, OAuth2Config, ProxyConfig, TlsConfig, TlsVersion,
 };
-use super::{Arguments, EndpointConfig, endpoint};
-use crate::config::{BlockDecoder, DecodeBlock, Secret};
+use super::{Arguments, EndpointConfig, QueueArguments, WhenFull, endpoint};
+use crate::config::{BlockDecoder, ByteSize, DecodeBlock, Secret};
+use crate::storage::SyncPolicy;
 
 impl DecodeBlock for Arguments {
     fn decode(d: &mut BlockDecoder<'_>) -> Self {
@@ -29,9 +30,73 @@ impl DecodeBlock for Arguments {
         let endpoints = d.blocks("endpoint");
         // Undocumented in Alloy; accepted and ignored (no tracing here).
         let _: Option<Tracing> = d.block("tracing");
+        let queue = d.block("queue");
         Arguments {
             external_labels,
             endpoints,
+            queue,
+        }
+    }
+}
+
+impl DecodeBlock for QueueArguments {
+    fn decode(d: &mut BlockDecoder<'_>) -> Self {
+        let defaults = QueueArguments::default();
+        let max_size = d.attr("max_size", ByteSize(defaults.max_size)).0;
+        let max_age = d.attr("max_age", defaults.max_age);
+        let when_full = match d.attr("when_full", "reject".to_owned()).as_str() {
+            "reject" => WhenFull::Reject,
+            "drop_oldest" => WhenFull::DropOldest,
+            other => {
+                report(
+                    d,
+                    "when_full",
+                    format!("when_full must be \"reject\" or \"drop_oldest\", not {other:?}"),
+                );
+                defaults.when_full
+            }
+        };
+        let sync_text = d.attr("sync", "always".to_owned());
+        let sync = match sync_text.as_str() {
+            "always" => SyncPolicy::Always,
+            text => match crate::config::parse_duration(text) {
+                Ok(every) if !every.is_zero() => SyncPolicy::Every(every),
+                _ => {
+                    report(
+                        d,
+                        "sync",
+                        format!(
+                            "sync must be \"always\" or a duration such as \"200ms\", not {text:?}"
+                        ),
+                    );
+                    defaults.sync
+                }
+            },
+        };
+        let max_in_flight: usize = d.attr("max_in_flight", defaults.max_in_flight);
+        let max_batch_bytes = d
+            .attr("max_batch_bytes", ByteSize(defaults.max_batch_bytes))
+            .0;
+        if max_size == 0 {
+            report(d, "max_size", "max_size must be larger than 0 bytes".into());
+        }
+        if max_age.is_zero() {
+            report(d, "max_age", "max_age must be longer than 0s".into());
+        }
+        if max_in_flight == 0 {
+            report(
+                d,
+                "max_in_flight",
+                "max_in_flight must be at least 1".into(),
+            );
+        }
+        QueueArguments {
+            max_size,
+            max_age,
+            when_full,
+            sync,
+            max_in_flight,
+            max_batch_bytes,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Metrics {
     dropped_profiles: Family<EndpointLabels, Counter>,
     retries: Family<EndpointLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    /// The `queue` block's families.
+    pub queue: super::queue::metrics::QueueFamilies,
     /// Endpoint label values created per component, so that a removed
     /// component's series can be dropped.
     created: Mutex<HashMap<String, HashSet<String>>>,
@@ -72,6 +74,7 @@ impl Metrics {
             dropped_profiles: Family::default(),
             retries: Family::default(),
             latency: Family::new_with_constructor(new_latency_histogram),
+            queue: super::queue::metrics::QueueFamilies::register(registry),
             created: Mutex::new(HashMap::new()),
         };
         let counters = [

@@ -28,8 +28,10 @@ mod ingest;
 mod labels;
 pub mod metrics;
 mod oauth2;
+mod outgoing;
 mod push;
 mod query;
+pub mod queue;
 mod retry;
 mod send;
 mod tls;
@@ -41,9 +43,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use std::path::PathBuf;
 
 use crate::pipeline::Receiver;
+use crate::runtime::Health;
 use appender::{State, WriteAppender};
+use queue::Queue;
 
 pub use crate::config::Secret;
 pub use backoff::InvalidBackoff;
@@ -51,6 +56,7 @@ pub use http_config::{
     Authorization, BasicAuth, HttpClientConfig, OAuth2Config, ProxyConfig, TlsConfig, TlsVersion,
 };
 pub use metrics::Metrics;
+pub use queue::{QueueArguments, WhenFull};
 pub use transport::USER_AGENT;
 
 /// The component's arguments.
@@ -60,6 +66,9 @@ pub struct Arguments {
     pub external_labels: BTreeMap<String, String>,
     /// Zero or more; with none, appends succeed and send nothing.
     pub endpoints: Vec<EndpointConfig>,
+    /// With a `queue` block, appends are acknowledged once on disk and
+    /// sent from there ([`queue`]).
+    pub queue: Option<QueueArguments>,
 }
 
 /// One `endpoint` block.
@@ -178,6 +187,8 @@ pub enum WriteError {
     BadProxy { endpoint: String, message: String },
     #[error("endpoint {endpoint}: cannot build the HTTP client: {message}")]
     Client { endpoint: String, message: String },
+    #[error("queue in {dir}: {message}")]
+    Queue { dir: String, message: String },
 }
 
 /// A running `pyroscope.write` component.
@@ -186,22 +197,37 @@ pub struct Write {
     receiver: Receiver,
     state: Arc<ArcSwap<State>>,
     metrics: Arc<Metrics>,
+    /// `<storage.path>/<component id>`, where the queue lives.
+    data_dir: PathBuf,
+    health: Health,
+    queue: tokio::sync::Mutex<Option<Arc<Queue>>>,
 }
 
 impl Write {
-    /// Builds every endpoint's client and installs the appender into
-    /// `receiver`.
+    /// Builds every endpoint's client, opens the queue when configured,
+    /// and installs the appender into `receiver`.
     pub fn start(
         component_id: &str,
         receiver: Receiver,
         args: Arguments,
         metrics: Arc<Metrics>,
+        data_dir: PathBuf,
+        health: Health,
     ) -> Result<Write, WriteError> {
-        let state = Arc::new(ArcSwap::from_pointee(State::build(
-            component_id,
-            &args,
-            &metrics,
-        )?));
+        let mut state = State::build(component_id, &args, &metrics)?;
+        let queue = match &args.queue {
+            Some(q) => Some(Arc::new(Queue::open(
+                component_id,
+                &data_dir,
+                q,
+                &state.endpoints,
+                Arc::clone(&metrics),
+                health.clone(),
+            )?)),
+            None => None,
+        };
+        state.queue = queue.clone();
+        let state = Arc::new(ArcSwap::from_pointee(state));
         receiver.install(WriteAppender {
             state: state.clone(),
         });
@@ -210,15 +236,49 @@ impl Write {
             receiver,
             state,
             metrics,
+            data_dir,
+            health,
+            queue: tokio::sync::Mutex::new(queue),
         })
     }
 
     /// Rebuilds every client from `args` and swaps them in atomically.
     /// Appends already running finish on the previous clients. On error
-    /// the previous arguments stay in force.
-    pub fn update(&self, args: Arguments) -> Result<(), WriteError> {
-        let state = State::build(&self.component_id, &args, &self.metrics)?;
+    /// the previous arguments stay in force. The queue keeps its data
+    /// whatever changes; removing the block leaves it on disk.
+    pub async fn update(&self, args: Arguments) -> Result<(), WriteError> {
+        let mut state = State::build(&self.component_id, &args, &self.metrics)?;
+        let mut queue = self.queue.lock().await;
+        match (&args.queue, queue.as_ref()) {
+            (Some(q), Some(running)) => {
+                running.update(q, &state.endpoints).await;
+            }
+            (Some(q), None) => {
+                *queue = Some(Arc::new(Queue::open(
+                    &self.component_id,
+                    &self.data_dir,
+                    q,
+                    &state.endpoints,
+                    Arc::clone(&self.metrics),
+                    self.health.clone(),
+                )?));
+            }
+            (None, Some(_)) => {
+                tracing::warn!(component_id = %self.component_id, dir = %self.data_dir.display(), "the queue block was removed: queued profiles stay on disk until it is added back");
+            }
+            (None, None) => {}
+        }
+        state.queue = if args.queue.is_some() {
+            queue.clone()
+        } else {
+            None
+        };
         self.state.store(Arc::new(state));
+        if args.queue.is_none()
+            && let Some(old) = queue.take()
+        {
+            close(old).await;
+        }
         Ok(())
     }
 
@@ -227,14 +287,34 @@ impl Write {
         &self.receiver
     }
 
-    /// For a component deleted from the config: appends fail as "not
-    /// running" from now on (running ones finish) and its metric series
-    /// are removed. Dropping a `Write` does neither, so that a replacement
-    /// can take over the same receiver first.
-    pub fn stop(self) {
+    /// For a component deleted from the config or a process shutting down:
+    /// appends fail as "not running" from now on (running ones finish), the
+    /// queue checkpoints and closes, and the metric series are removed.
+    /// Dropping a `Write` does none of this, so that a replacement can take
+    /// over the same receiver first.
+    pub async fn stop(self) {
         self.receiver.uninstall();
+        // The appender holds the queue too; let go of it first.
+        self.state
+            .store(Arc::new(State::empty(&self.metrics, &self.component_id)));
+        if let Some(queue) = self.queue.lock().await.take() {
+            close(queue).await;
+        }
         self.metrics.remove_component(&self.component_id);
     }
+}
+
+/// Closes a queue once no append holds it any more.
+async fn close(queue: Arc<Queue>) {
+    let mut queue = queue;
+    for _ in 0..200 {
+        match Arc::try_unwrap(queue) {
+            Ok(q) => return q.shutdown().await,
+            Err(shared) => queue = shared,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    tracing::warn!("queue still in use after 5s; closing it when the last append ends");
 }
 
 #[cfg(test)]

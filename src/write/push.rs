@@ -11,42 +11,29 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http::HeaderValue;
-use http::header::CONTENT_TYPE;
 
-use super::appender::{State, all_endpoints};
-use super::send::{Kind, Prepared, send};
-use super::{headers, labels};
+use super::labels;
+use super::outgoing::{Request, Target};
 use crate::codec::push_encode::{SeriesRef, encode_push_request};
 use crate::pipeline::{AppendError, Profile, Series};
 
-const CONNECT_PROTO: HeaderValue = HeaderValue::from_static("application/proto");
-const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
-
-pub(super) async fn append(
-    state: &State,
+/// The downstream request for a push, or `None` when it carries no series.
+pub(super) fn request(
     series: &[Series],
+    external: &[(String, String)],
     profile: &Profile,
-) -> Result<(), AppendError> {
-    let body = encode(series, &state.external)?;
-    if state.endpoints.is_empty() || series.is_empty() {
-        return Ok(());
+) -> Result<Option<Request>, AppendError> {
+    let body = encode(series, external)?;
+    if series.is_empty() {
+        return Ok(None);
     }
-    let (bytes, profiles) = (profile.byte_count(), profile.profile_count());
-    all_endpoints(state, |ep| {
-        let mut headers = headers::assemble(&ep.configured_headers, &profile.forwarded_headers);
-        headers.insert(CONTENT_TYPE, CONNECT_PROTO);
-        headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
-        let req = Prepared {
-            uri: ep.push_uri.clone(),
-            headers,
-            body: body.clone(),
-            bytes,
-            profiles,
-        };
-        send(ep, Kind::Push, req, profile.deadline)
-    })
-    .await
+    Ok(Some(Request {
+        target: Target::Push,
+        forwarded: profile.forwarded_headers.clone(),
+        body,
+        profiles: profile.profile_count(),
+        bytes: profile.byte_count(),
+    }))
 }
 
 /// Up to this many distinct label sets, equal ones are found by a linear

@@ -48,19 +48,22 @@ pub(super) struct Prepared {
     pub profiles: usize,
 }
 
-/// Sends `req` to `ep` with retries; counts sent or dropped.
+/// Sends `req` to `ep` with retries; counts sent or dropped. `queued`:
+/// the queue's sender, for which `max_backoff_retries` does not apply
+/// (attempts go on until `deadline`, the record's `max_age`).
 pub(super) async fn send(
     ep: &Endpoint,
     kind: Kind,
     req: Prepared,
     deadline: Option<Instant>,
+    queued: bool,
 ) -> Result<(), AppendError> {
     let latency = match kind {
         Kind::Push => &ep.metrics.push,
         Kind::Ingest => &ep.metrics.ingest,
     };
     let started = Instant::now();
-    let result = retry_loop(ep, kind, &req, deadline, latency).await;
+    let result = retry_loop(ep, kind, &req, deadline, latency, queued).await;
     observe(&latency.endpoint, started.elapsed());
     match result {
         Ok(()) => {
@@ -89,6 +92,7 @@ async fn retry_loop(
     req: &Prepared,
     deadline: Option<Instant>,
     latency: &KindLatency,
+    queued: bool,
 ) -> Result<(), (u32, AppendError)> {
     let policy = &ep.policy;
     let mut backoff = Backoff::new(policy.backoff);
@@ -107,7 +111,7 @@ async fn retry_loop(
         observe(&latency.downstream, attempt_started.elapsed());
         let Some(err) = err else { return Ok(()) };
         let decision = classify(&outcome, policy.retry_on_http_429);
-        let spent = policy.max_attempts != 0 && retries + 1 >= policy.max_attempts;
+        let spent = !queued && policy.max_attempts != 0 && retries + 1 >= policy.max_attempts;
         if decision == Decision::GiveUp || spent {
             return Err((retries, err));
         }
@@ -235,9 +239,8 @@ async fn interpret(
     };
     let err = match connect {
         Some((code, message)) => AppendError {
-            code,
             http_status: Some(status),
-            message: format!("{}: {message}", code.name()),
+            ..AppendError::new(code, format!("{}: {message}", code.name()))
         },
         None => {
             let excerpt = String::from_utf8_lossy(&body[..body.len().min(ERROR_EXCERPT)]);

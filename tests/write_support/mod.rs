@@ -409,7 +409,17 @@ impl Harness {
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::register(&mut registry));
         let receiver = Receiver::new("pyroscope.write.test");
-        let write = Write::start("pyroscope.write.test", receiver.clone(), args, metrics)?;
+        // Without a queue block nothing is written under the data dir.
+        let data_dir = std::env::temp_dir().join("pyroscope-relay-write-harness");
+        let health = pyroscope_relay::runtime::Health::default();
+        let write = Write::start(
+            "pyroscope.write.test",
+            receiver.clone(),
+            args,
+            metrics,
+            data_dir,
+            health,
+        )?;
         Ok(Self {
             write,
             receiver,

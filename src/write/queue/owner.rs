@@ -1,0 +1,172 @@
+//! The queue's side of the log's writer thread: whether an append fits,
+//! counting new records for every endpoint, checkpoints, deleting what
+//! every endpoint has passed, and the component's queue gauges.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::metrics::DropReason;
+use super::{Shared, WhenFull, entry};
+use crate::storage::{Control, Owner, StorageError, Written, save_positions};
+
+pub(super) struct QueueOwner {
+    shared: Arc<Shared>,
+    saved: BTreeMap<String, u64>,
+    /// Whether the 90% warning was logged since the queue last dropped
+    /// below 80%.
+    warned_full: bool,
+}
+
+impl QueueOwner {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            saved: BTreeMap::new(),
+            warned_full: false,
+        }
+    }
+
+    /// Deletes the oldest segment to make room, counting for each endpoint
+    /// the profiles it had not read yet. Senders are held still meanwhile,
+    /// so a record is either read (and delivered from memory) or counted.
+    fn drop_oldest(&mut self, log: &mut Control<'_>) -> bool {
+        let endpoints = self.shared.endpoints().clone();
+        let mut reads: Vec<_> = endpoints.iter().map(|p| p.lock_read()).collect();
+        let Some(oldest) = log.segments().first().copied() else {
+            return false;
+        };
+        let mut lost = vec![(0u64, 0u64); endpoints.len()];
+        log.scan_oldest(|w| {
+            let counts = entry::counts(w.meta).unwrap_or((1, 0));
+            for (i, read) in reads.iter().enumerate() {
+                if w.id >= read.next_id {
+                    lost[i].0 += counts.0;
+                    lost[i].1 += counts.1;
+                }
+            }
+        });
+        let Some(dropped) = log.drop_oldest() else {
+            return false;
+        };
+        debug_assert_eq!(dropped.first_id, oldest.first_id);
+        for ((p, read), lost) in endpoints.iter().zip(reads.iter_mut()).zip(lost) {
+            read.next_id = read.next_id.max(dropped.end_id);
+            if lost.0 > 0 {
+                p.remove_pending(lost);
+                p.metrics.dropped(DropReason::DropOldest, lost.0);
+            }
+        }
+        tracing::warn!(component_id = %self.shared.component_id, first_id = dropped.first_id, records = dropped.count, "queue full: dropped its oldest segment (when_full = \"drop_oldest\")");
+        true
+    }
+
+    fn checkpoint(&mut self) -> Option<u64> {
+        let endpoints = self.shared.endpoints().clone();
+        if endpoints.iter().any(|p| !p.is_started()) {
+            return None;
+        }
+        let positions: BTreeMap<String, u64> = endpoints
+            .iter()
+            .map(|p| (p.key.clone(), p.position()))
+            .collect();
+        if positions != self.saved {
+            match save_positions(&self.shared.dir, &positions) {
+                Ok(()) => self.saved = positions.clone(),
+                Err(e) => {
+                    tracing::warn!(component_id = %self.shared.component_id, error = %e, "could not checkpoint queue positions");
+                    return None;
+                }
+            }
+        }
+        positions.values().copied().min()
+    }
+
+    fn publish_gauges(&mut self, log: &Control<'_>) {
+        let settings = self.shared.settings.load();
+        let disk = log.disk_bytes();
+        let m = &self.shared.metrics;
+        m.size_bytes.set(disk as i64);
+        m.max_size_bytes.set(settings.max_size as i64);
+        let now = log.now_nanos();
+        for p in self.shared.endpoints().iter() {
+            let (profiles, bytes) = p.pending();
+            p.metrics.pending_profiles.set(profiles as i64);
+            p.metrics.pending_bytes.set(bytes as i64);
+            let oldest = p.oldest_arrival.load(Ordering::Relaxed);
+            let age = if oldest == i64::MAX || profiles == 0 {
+                0.0
+            } else {
+                (now.saturating_sub(oldest)).max(0) as f64 / 1e9
+            };
+            p.metrics.oldest_pending.set(age);
+        }
+        let ratio = disk as f64 / settings.max_size.max(1) as f64;
+        if ratio > 0.9 && !self.warned_full {
+            self.warned_full = true;
+            tracing::warn!(component_id = %self.shared.component_id, disk_bytes = disk, max_size = settings.max_size, "queue is over 90% of max_size");
+        } else if ratio < 0.8 {
+            self.warned_full = false;
+        }
+    }
+}
+
+impl Owner for QueueOwner {
+    fn admit(&mut self, bytes: u64, log: &mut Control<'_>) -> Result<(), StorageError> {
+        let settings = self.shared.settings.load_full();
+        if bytes + log.magic_len() > settings.max_size {
+            return Err(StorageError::Refused(format!(
+                "a request of {bytes} bytes does not fit the queue's max_size of {} bytes",
+                settings.max_size
+            )));
+        }
+        while log.disk_bytes() + bytes > settings.max_size {
+            if settings.when_full == WhenFull::Reject || !self.drop_oldest(log) {
+                return Err(StorageError::Refused(format!(
+                    "queue is full ({} of max_size {} bytes)",
+                    log.disk_bytes(),
+                    settings.max_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn written(&mut self, records: &[Written<'_>]) {
+        let endpoints = self.shared.endpoints();
+        for w in records {
+            let counts = entry::counts(w.meta).unwrap_or((1, 0));
+            for p in endpoints.iter() {
+                p.add_pending(counts);
+                p.oldest_arrival
+                    .fetch_min(w.arrival_nanos, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn maintain(&mut self, log: &mut Control<'_>) {
+        if let Some(min) = self.checkpoint() {
+            // Delete sealed segments every endpoint has passed.
+            while log
+                .segments()
+                .first()
+                .is_some_and(|s| !s.active && s.end_id <= min)
+            {
+                if log.drop_oldest().is_none() {
+                    break;
+                }
+            }
+        }
+        self.publish_gauges(log);
+    }
+
+    fn health(&mut self, failure: Option<&str>) {
+        match failure {
+            Some(reason) => self.shared.health.set_unhealthy(format!(
+                "queue writes are failing ({reason}); check the disk under {}",
+                self.shared.dir.display()
+            )),
+            None => self.shared.health.set_healthy(),
+        }
+    }
+}
