@@ -95,6 +95,8 @@ pub(super) struct Shared {
     metrics: ComponentQueueMetrics,
     families: Arc<Metrics>,
     health: Health,
+    /// The size at which segments are closed.
+    segment_size: u64,
 }
 
 impl Shared {
@@ -157,8 +159,9 @@ impl Queue {
             metrics: metrics.clone(),
             families: Arc::clone(&families),
             health,
+            segment_size: segment_size(args.max_size),
         });
-        let mut options = LogOptions::new(entry::MAGIC, segment_size(args.max_size));
+        let mut options = LogOptions::new(entry::MAGIC, shared.segment_size);
         options.sync = args.sync;
         options.thread_name = "queue-writer";
         let fsync_metrics = metrics.clone();

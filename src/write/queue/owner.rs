@@ -61,6 +61,30 @@ impl QueueOwner {
         true
     }
 
+    /// Deletes segments every endpoint has passed. The active one goes too
+    /// when `active` says so and all of it was delivered (a new one is
+    /// started).
+    fn reclaim(&self, log: &mut Control<'_>, min: u64, active: bool) {
+        while log
+            .segments()
+            .first()
+            .is_some_and(|s| s.end_id <= min && (active || !s.active))
+        {
+            if log.drop_oldest().is_none() {
+                break;
+            }
+        }
+    }
+
+    /// The lowest position of any endpoint, as the senders have it now.
+    fn min_position(&self) -> Option<u64> {
+        let endpoints = self.shared.endpoints();
+        if endpoints.iter().any(|p| !p.is_started()) {
+            return None;
+        }
+        endpoints.iter().map(|p| p.position()).min()
+    }
+
     fn checkpoint(&mut self) -> Option<u64> {
         let endpoints = self.shared.endpoints().clone();
         if endpoints.iter().any(|p| !p.is_started()) {
@@ -120,6 +144,11 @@ impl Owner for QueueOwner {
                 settings.max_size
             )));
         }
+        if log.disk_bytes() + bytes > settings.max_size
+            && let Some(min) = self.min_position()
+        {
+            self.reclaim(log, min, true);
+        }
         while log.disk_bytes() + bytes > settings.max_size {
             if settings.when_full == WhenFull::Reject || !self.drop_oldest(log) {
                 return Err(StorageError::Refused(format!(
@@ -146,16 +175,13 @@ impl Owner for QueueOwner {
 
     fn maintain(&mut self, log: &mut Control<'_>) {
         if let Some(min) = self.checkpoint() {
-            // Delete sealed segments every endpoint has passed.
-            while log
+            // A delivered active segment is only closed early once it is
+            // big enough to matter, not on every quiet second.
+            let big = log
                 .segments()
-                .first()
-                .is_some_and(|s| !s.active && s.end_id <= min)
-            {
-                if log.drop_oldest().is_none() {
-                    break;
-                }
-            }
+                .last()
+                .is_some_and(|s| s.size > self.shared.segment_size / 2);
+            self.reclaim(log, min, big);
         }
         self.publish_gauges(log);
     }
