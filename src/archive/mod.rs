@@ -84,7 +84,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::codec::Code;
-use crate::pipeline::{AppendError, Appender, Payload, Profile, Receiver};
+use crate::pipeline::{AppendError, Appender, Payload, Profile, Receiver, tap};
 use crate::runtime::Health;
 
 /// `pyroscope.archive` arguments.
@@ -149,7 +149,7 @@ impl Archive {
     ) -> Result<Archive, ArchiveError> {
         let dir = args.dir(&data_dir);
         let store = Arc::new(open(&dir, &args, &metrics, component_id, &health)?);
-        receiver.install(ArchiveAppender(Arc::clone(&store)));
+        receiver.install(ArchiveAppender(Arc::clone(&store), component_id.into()));
         Ok(Archive {
             component_id: component_id.to_owned(),
             data_dir,
@@ -176,7 +176,9 @@ impl Archive {
             // A store that failed is left behind with its directory.
             self.health.set_healthy();
             current.store.set_metrics(None);
-            self.receiver.install(ArchiveAppender(Arc::clone(&store)));
+            let id = self.component_id.as_str().into();
+            self.receiver
+                .install(ArchiveAppender(Arc::clone(&store), id));
             tracing::info!(component_id = %self.component_id, path = %dir.display(), "archive moved");
             *current = Current { args, dir, store };
         } else if args != current.args {
@@ -278,13 +280,19 @@ pub fn records_of(profile: Profile) -> Vec<NewRecord> {
     }
 }
 
-struct ArchiveAppender(Arc<Store>);
+/// The store and the component id (for the ids a live tap shows).
+struct ArchiveAppender(Arc<Store>, Arc<str>);
 
 impl Appender for ArchiveAppender {
     fn append(&self, profile: Profile) -> BoxFuture<'_, Result<(), AppendError>> {
         Box::pin(async move {
             let records = records_of(profile);
-            self.0.append(records).await.map(drop).map_err(|e| {
+            let stored = self.0.append(records).await;
+            if let Ok(ids) = &stored {
+                let ids = ids.iter().map(|id| qualified_id(&self.1, *id));
+                tap::note(|| format!("stored as {}", ids.collect::<Vec<_>>().join(", ")));
+            }
+            stored.map(drop).map_err(|e| {
                 let code = match e {
                     ArchiveError::TooLarge { .. } => Code::ResourceExhausted,
                     _ => Code::Unavailable,

@@ -12,6 +12,10 @@ use super::value::{Capsule, Number, Value};
 /// Types a configuration value can be converted into. The error message
 /// carries no location; the caller knows which attribute it came from.
 pub trait FromValue: Sized {
+    /// Whether the value is a secret, shown as `(secret)` wherever the
+    /// evaluated arguments are displayed.
+    const SECRET: bool = false;
+
     fn from_value(value: &Value) -> Result<Self, String>;
 }
 
@@ -162,6 +166,8 @@ impl FromValue for ByteSize {
 }
 
 impl FromValue for Secret {
+    const SECRET: bool = true;
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::String(s) => Ok(Secret::new(s.as_str())),
@@ -182,6 +188,8 @@ impl FromValue for Capsule {
 }
 
 impl<T: FromValue> FromValue for Option<T> {
+    const SECRET: bool = T::SECRET;
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::Null => Ok(None),
@@ -191,6 +199,8 @@ impl<T: FromValue> FromValue for Option<T> {
 }
 
 impl<T: FromValue> FromValue for Vec<T> {
+    const SECRET: bool = T::SECRET;
+
     fn from_value(value: &Value) -> Result<Self, String> {
         let Value::List(items) = value else {
             return Err(type_error("list", value));
@@ -204,6 +214,8 @@ impl<T: FromValue> FromValue for Vec<T> {
 }
 
 impl<T: FromValue> FromValue for BTreeMap<String, T> {
+    const SECRET: bool = T::SECRET;
+
     fn from_value(value: &Value) -> Result<Self, String> {
         let Value::Object(fields) = value else {
             return Err(type_error("object", value));

@@ -38,6 +38,16 @@ pub struct BlockDecoder<'a> {
     taken: Vec<bool>,
     attribute_names: Vec<String>,
     block_names: Vec<String>,
+    /// What was decoded, in the order asked for, for display.
+    evaluated: Vec<Evaluated>,
+}
+
+/// One decoded statement as evaluated: what a UI shows as a component's
+/// arguments. Secrets hold no value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evaluated {
+    Attribute { name: String, value: Option<Value> },
+    Block { name: String, body: Vec<Evaluated> },
 }
 
 impl<'a> BlockDecoder<'a> {
@@ -55,6 +65,7 @@ impl<'a> BlockDecoder<'a> {
             taken: vec![false; body.stmts.len()],
             attribute_names: Vec::new(),
             block_names: Vec::new(),
+            evaluated: Vec::new(),
         }
     }
 
@@ -87,7 +98,7 @@ impl<'a> BlockDecoder<'a> {
             return None;
         };
         let value = self.evaluate(attribute)?;
-        self.convert(attribute, &value)
+        self.convert(attribute, value)
     }
 
     /// An attribute that may be left out; `None` when absent, `null` or
@@ -96,7 +107,7 @@ impl<'a> BlockDecoder<'a> {
         let attribute = self.take_attribute(name)?;
         match self.evaluate(attribute)? {
             Value::Null => None,
-            value => self.convert(attribute, &value),
+            value => self.convert(attribute, value),
         }
     }
 
@@ -127,8 +138,9 @@ impl<'a> BlockDecoder<'a> {
             .collect()
     }
 
-    /// Reports every statement no request has taken.
-    pub fn finish(self) {
+    /// Reports every statement no request has taken; returns what was
+    /// decoded.
+    pub fn finish(self) -> Vec<Evaluated> {
         let untaken = self
             .body
             .stmts
@@ -144,6 +156,7 @@ impl<'a> BlockDecoder<'a> {
             };
             self.diags.push(diagnostic);
         }
+        self.evaluated
     }
 
     fn unknown(&self, kind: &str, span: Span, name: &str) -> Diagnostic {
@@ -219,7 +232,15 @@ impl<'a> BlockDecoder<'a> {
                 format!("block {:?} does not take a label", block.name),
             );
         }
-        decode(&block.body, block.header_span(), self.scope, self.diags)
+        let mut nested =
+            BlockDecoder::new(&block.body, block.header_span(), self.scope, self.diags);
+        let decoded = T::decode(&mut nested);
+        let body = nested.finish();
+        self.evaluated.push(Evaluated::Block {
+            name: block.name.clone(),
+            body,
+        });
+        decoded
     }
 
     fn evaluate(&mut self, attribute: &Attribute) -> Option<Value> {
@@ -228,8 +249,16 @@ impl<'a> BlockDecoder<'a> {
             .ok()
     }
 
-    fn convert<T: FromValue>(&mut self, attribute: &Attribute, value: &Value) -> Option<T> {
-        T::from_value(value)
+    fn convert<T: FromValue>(&mut self, attribute: &Attribute, value: Value) -> Option<T> {
+        let converted = T::from_value(&value);
+        if converted.is_ok() {
+            let shown = (!T::SECRET && !matches!(value, Value::Secret(_))).then_some(value);
+            self.evaluated.push(Evaluated::Attribute {
+                name: attribute.name.clone(),
+                value: shown,
+            });
+        }
+        converted
             .map_err(|message| {
                 let message = format!("attribute {:?}: {message}", attribute.name);
                 self.diags

@@ -25,7 +25,7 @@ pub mod syntax;
 mod value;
 
 pub use convert::{ByteSize, FromValue, Secret, parse_byte_size, parse_duration};
-pub use decode::{BlockDecoder, DecodeBlock, decode};
+pub use decode::{BlockDecoder, DecodeBlock, Evaluated, decode};
 pub use eval::{Scope, eval};
 pub use source::{Diagnostic, FileId, SourceMap, Span};
 pub use syntax::{

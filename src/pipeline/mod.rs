@@ -10,6 +10,7 @@ mod error;
 mod labels;
 mod profile;
 mod receiver;
+pub mod tap;
 
 pub use error::AppendError;
 pub use labels::{Label, Labels};

@@ -18,6 +18,9 @@ pub struct Profile {
     /// The caller's deadline (Connect-Timeout-Ms, grpc-timeout); senders stop
     /// retrying when it passes.
     pub deadline: Option<Instant>,
+    /// How it arrived: `/ingest`, `connect`, `grpc`, `grpc-web`, or `push`
+    /// when not told. Shown by the live tap.
+    pub protocol: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +60,12 @@ pub struct IngestProfile {
 
 impl Profile {
     pub fn new(payload: Payload) -> Self {
+        let protocol = match payload {
+            Payload::Push(_) => "push",
+            Payload::Ingest(_) => "/ingest",
+        };
         Self {
+            protocol,
             payload,
             forwarded_headers: Arc::from(Vec::new()),
             deadline: None,

@@ -6,6 +6,7 @@ use futures_util::future::{BoxFuture, join_all};
 use std::fmt;
 use std::sync::Arc;
 
+use super::tap::Tap;
 use super::{AppendError, Profile};
 
 /// Something that accepts profiles: a writer, a relabel stage, an archive.
@@ -22,6 +23,7 @@ pub trait Appender: Send + Sync + 'static {
 pub struct Receiver {
     component_id: Arc<str>,
     target: Arc<ArcSwapOption<Box<dyn Appender>>>,
+    tap: Arc<Tap>,
 }
 
 impl Receiver {
@@ -30,11 +32,17 @@ impl Receiver {
         Self {
             component_id: Arc::from(component_id),
             target: Arc::new(ArcSwapOption::empty()),
+            tap: Arc::new(Tap::new(component_id)),
         }
     }
 
     pub fn component_id(&self) -> &str {
         &self.component_id
+    }
+
+    /// The component's live tap, kept across reloads like the receiver.
+    pub fn tap(&self) -> &Arc<Tap> {
+        &self.tap
     }
 
     /// Routes appends to `appender` from now on; appends already running
@@ -55,7 +63,9 @@ impl Receiver {
                 self.component_id
             )));
         };
-        target.append(profile).await
+        self.tap
+            .observe(profile, |profile| target.append(profile))
+            .await
     }
 }
 

@@ -22,6 +22,7 @@ fn shared() -> Arc<ConnShared> {
             decompressed_limit: 1024,
         },
         ComponentMetrics::new("test", Arc::new(Metrics::unregistered())),
+        Arc::new(crate::pipeline::tap::Tap::new("test")),
     ));
     Arc::new(ConnShared {
         app,

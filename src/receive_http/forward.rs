@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
 use crate::codec::Code;
+use crate::pipeline::tap::{self, Tap};
 use crate::pipeline::{AppendError, Labels, Profile, Receiver, fan_out};
 
 /// Alloy's `ensureServiceName`: without `service_name`, set it from
@@ -49,8 +50,44 @@ pub(super) fn forwarded_headers(
 
 /// Sends `profile` to every receiver in parallel and waits for all, or
 /// until `deadline`: then the work still running is dropped and every
-/// receiver that had not answered counts as `deadline_exceeded`.
+/// receiver that had not answered counts as `deadline_exceeded`. The
+/// component's live tap sees the request with each receiver's answer.
 pub(super) async fn deliver(
+    tap: &Tap,
+    receivers: &[Receiver],
+    profile: Profile,
+    deadline: Option<Instant>,
+) -> Result<(), Failures> {
+    let mut failures = None;
+    let observed = tap.observe(profile, |profile| async {
+        let result = deliver_untapped(receivers, profile, deadline).await;
+        note_answers(receivers, result.as_ref().err());
+        result.map_err(|f| {
+            let summary = f.summary(receivers);
+            failures = Some(f);
+            summary
+        })
+    });
+    match (observed.await, failures) {
+        (Err(_), Some(failures)) => Err(failures),
+        _ => Ok(()),
+    }
+}
+
+/// One tap note per receiver: its id and answer.
+fn note_answers(receivers: &[Receiver], failures: Option<&Failures>) {
+    for (i, receiver) in receivers.iter().enumerate() {
+        tap::note(|| {
+            let error = failures.and_then(|f| f.errors.iter().find(|(at, _)| *at == i));
+            match error {
+                None => format!("{}: ok", receiver.component_id()),
+                Some((_, e)) => format!("{}: {} {}", receiver.component_id(), e.code.name(), e),
+            }
+        });
+    }
+}
+
+async fn deliver_untapped(
     receivers: &[Receiver],
     profile: Profile,
     deadline: Option<Instant>,
@@ -94,6 +131,21 @@ pub(super) async fn deliver(
 }
 
 impl Failures {
+    /// The most meaningful failure, its message naming every failed receiver.
+    fn summary(&self, receivers: &[Receiver]) -> AppendError {
+        let mut error = self.most_meaningful().1.clone();
+        error.message = self
+            .errors
+            .iter()
+            .map(|(i, e)| {
+                let id = receivers.get(*i).map_or("?", Receiver::component_id);
+                format!("{id}: {}", e.message)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        error
+    }
+
     /// The failure to report when several receivers failed: the lowest
     /// [`rank`], then the lowest receiver index.
     pub fn most_meaningful(&self) -> &(usize, AppendError) {

@@ -66,9 +66,10 @@ where
         }),
         forwarded_headers: forward::forwarded_headers(&parts.headers, &settings.forward_headers),
         deadline: deadlines.respond,
+        protocol: "/ingest",
     };
-    let Err(failures) = forward::deliver(&settings.forward_to, profile, deadlines.respond).await
-    else {
+    let delivered = forward::deliver(&app.tap, &settings.forward_to, profile, deadlines.respond);
+    let Err(failures) = delivered.await else {
         return Ok(reply::plain(StatusCode::OK, Bytes::new()));
     };
     for (i, err) in &failures.errors {

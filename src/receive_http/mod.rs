@@ -131,6 +131,7 @@ pub use arguments::{
 };
 pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
 
+use crate::pipeline::tap::Tap;
 use crate::runtime::Health;
 use metrics::ComponentMetrics;
 use router::{App, Settings};
@@ -153,10 +154,12 @@ impl ReceiveHttp {
         args: Arguments,
         metrics: Arc<Metrics>,
         health: Health,
+        tap: Arc<Tap>,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
             ComponentMetrics::new(component_id, metrics),
+            tap,
         ));
         let mut component = ReceiveHttp {
             args,

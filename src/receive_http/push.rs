@@ -138,8 +138,9 @@ where
         payload: Payload::Push(series),
         forwarded_headers: forward::forwarded_headers(&parts.headers, &settings.forward_headers),
         deadline,
+        protocol: protocol_label(protocol),
     };
-    forward::deliver(&settings.forward_to, profile, deadline)
+    forward::deliver(&app.tap, &settings.forward_to, profile, deadline)
         .await
         .map_err(|failures| push_failure(&failures, &describe(&described, series_count)))
 }

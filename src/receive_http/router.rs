@@ -16,6 +16,7 @@ use super::reply::{self, HttpResponse};
 use super::{ingest, push};
 use crate::codec::rpc::PUSH_PROCEDURE;
 use crate::pipeline::Receiver;
+use crate::pipeline::tap::Tap;
 
 const INGEST_PATH: &str = "/ingest";
 const PUSH_SERVICE_PREFIX: &str = "/push.v1.PusherService/";
@@ -57,13 +58,15 @@ impl Settings {
 pub(super) struct App {
     settings: ArcSwap<Settings>,
     pub metrics: ComponentMetrics,
+    pub tap: Arc<Tap>,
 }
 
 impl App {
-    pub fn new(settings: Settings, metrics: ComponentMetrics) -> Self {
+    pub fn new(settings: Settings, metrics: ComponentMetrics, tap: Arc<Tap>) -> Self {
         Self {
             settings: ArcSwap::from_pointee(settings),
             metrics,
+            tap,
         }
     }
 

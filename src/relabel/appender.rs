@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::process::apply;
 use super::{Shared, State};
+use crate::pipeline::tap;
 use crate::pipeline::{AppendError, Appender, Labels, Payload, Profile, Receiver, fan_out};
 
 pub(super) struct RelabelAppender(Arc<Shared>);
@@ -26,10 +27,22 @@ impl Shared {
         let state = self.state.load_full();
         let any_left = match &mut profile.payload {
             Payload::Push(series) => {
+                let before = series.len();
                 series.retain_mut(|s| self.relabel(&state, &mut s.labels));
+                let dropped = before - series.len();
+                if dropped > 0 {
+                    tap::note(|| format!("{dropped} of {before} series dropped by the rules"));
+                }
                 !series.is_empty()
             }
-            Payload::Ingest(ingest) => self.relabel(&state, &mut ingest.labels),
+            Payload::Ingest(ingest) => {
+                let kept = self.relabel(&state, &mut ingest.labels);
+                tap::note(|| match kept {
+                    true => format!("relabeled to {}", ingest.labels),
+                    false => "dropped by the rules".to_owned(),
+                });
+                kept
+            }
         };
         if !any_left {
             // Everything was dropped: the sender is told it succeeded.

@@ -1,6 +1,7 @@
 //! Each component's health, as `/-/healthy` reports it.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthState {
@@ -9,9 +10,10 @@ pub enum HealthState {
 }
 
 /// A component's health cell, shared between the component (which writes
-/// it) and the runtime (which reads it). Cloning shares the cell.
+/// it) and the runtime (which reads it), with when it last changed.
+/// Cloning shares the cell.
 #[derive(Debug, Clone)]
-pub struct Health(Arc<Mutex<HealthState>>);
+pub struct Health(Arc<Mutex<(HealthState, SystemTime)>>);
 
 impl Default for Health {
     fn default() -> Self {
@@ -21,22 +23,37 @@ impl Default for Health {
 
 impl Health {
     pub fn new() -> Self {
-        Self(Arc::new(Mutex::new(HealthState::Healthy)))
+        Self(Arc::new(Mutex::new((
+            HealthState::Healthy,
+            SystemTime::now(),
+        ))))
     }
 
     pub fn set_healthy(&self) {
-        *self.lock() = HealthState::Healthy;
+        self.set(HealthState::Healthy);
     }
 
     pub fn set_unhealthy(&self, reason: impl Into<String>) {
-        *self.lock() = HealthState::Unhealthy(reason.into());
+        self.set(HealthState::Unhealthy(reason.into()));
+    }
+
+    fn set(&self, state: HealthState) {
+        let mut cell = self.lock();
+        if cell.0 != state {
+            *cell = (state, SystemTime::now());
+        }
     }
 
     pub fn state(&self) -> HealthState {
-        self.lock().clone()
+        self.lock().0.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+    /// When the state last changed (or the component started).
+    pub fn updated(&self) -> SystemTime {
+        self.lock().1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HealthState, SystemTime)> {
         // A panic while holding this lock cannot leave the state half-written.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use super::graph::{Dependency, order_components};
 use super::registry::{Args, Kind, is_alloy_only};
 use crate::config::{
-    BlockDecoder, DecodeBlock, Diagnostic, File, SourceMap, Span, Stmt, body_references, parse,
+    BlockDecoder, DecodeBlock, Diagnostic, Evaluated, File, SourceMap, Span, Stmt, body_references,
+    parse,
 };
 use crate::pipeline::Receiver;
 use crate::runtime::exports::ExportScope;
@@ -27,6 +28,10 @@ pub struct PlannedComponent {
     pub id: String,
     pub kind: Kind,
     pub args: Args,
+    /// The arguments as evaluated, for display (secrets hold no value).
+    pub evaluated: Vec<Evaluated>,
+    /// The components this one references, in id order.
+    pub references: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,23 +158,35 @@ pub fn plan(
         }
     }
 
-    let order = order_components(&dependencies(&declared, &mut diags), &mut diags);
+    let dependencies = dependencies(&declared, &mut diags);
+    let mut references: HashMap<String, Vec<String>> = dependencies
+        .iter()
+        .map(|d| {
+            let mut targets: Vec<String> = d.targets.iter().map(|(t, _)| t.clone()).collect();
+            targets.sort();
+            targets.dedup();
+            (d.id.clone(), targets)
+        })
+        .collect();
+    let order = order_components(&dependencies, &mut diags);
 
     let mut components = Vec::new();
     for id in order {
         let c = &declared[&id];
         let mut d = BlockDecoder::new(c.body, c.header_span, &scope, &mut diags);
         let args = c.kind.decode(&mut d);
-        d.finish();
+        let evaluated = d.finish();
         // Components are decoded in dependency order, so a reference to
         // `pyroscope.relabel.<label>.rules` sees the rules decoded here.
         if let Args::Relabel(relabel) = &args {
             scope.insert(&id, "rules", rules_export(&id, &relabel.rules));
         }
         components.push(PlannedComponent {
+            references: references.remove(&id).unwrap_or_default(),
             id,
             kind: c.kind,
             args,
+            evaluated,
         });
     }
 

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
+use crate::config::Evaluated;
 use crate::pipeline::Receiver;
+use crate::pipeline::tap::Tap;
 use crate::telemetry::{LogFormat, LogHandle, LogLevel};
 use files::Fingerprint;
 use registry::{Families, Running, StartContext};
@@ -43,6 +45,9 @@ pub struct Options {
 struct Component {
     kind: Kind,
     args: Args,
+    evaluated: Vec<Evaluated>,
+    references: Vec<String>,
+    tap: Arc<Tap>,
     /// The contents of the files `args` refers to, as last applied.
     files: Fingerprint,
     running: Running,
@@ -72,6 +77,19 @@ pub struct Runtime {
     state: Mutex<State>,
     ready: AtomicBool,
     log: Option<LogHandle>,
+}
+
+/// What the admin UI shows of one running component.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    pub id: String,
+    pub kind: Kind,
+    pub health: HealthState,
+    pub health_updated: std::time::SystemTime,
+    pub evaluated: Vec<Evaluated>,
+    /// The components this one references, in id order.
+    pub references: Vec<String>,
+    pub tap: Arc<Tap>,
 }
 
 /// What one component's health looks like from outside.
@@ -159,11 +177,16 @@ impl Runtime {
                     if existing.kind == planned.kind
                         && existing.args == planned.args
                         && existing.files == files
-                        && !existing.retries_on_reload() => {}
+                        && !existing.retries_on_reload() =>
+                {
+                    existing.references = planned.references;
+                }
                 Some(existing) if existing.kind == planned.kind => {
                     match existing.running.update(planned.args.clone()).await {
                         Ok(()) => {
                             existing.args = planned.args;
+                            existing.evaluated = planned.evaluated;
+                            existing.references = planned.references;
                             existing.files = files;
                             // receive_http reports its own health (a rebind
                             // can fail after a good update); for the others a
@@ -186,6 +209,7 @@ impl Runtime {
                         .get(&id)
                         .cloned()
                         .unwrap_or_else(|| Receiver::new(&id));
+                    let tap = receiver.tap().clone();
                     let context = StartContext {
                         receiver,
                         health: health.clone(),
@@ -201,6 +225,9 @@ impl Runtime {
                                 Component {
                                     kind: planned.kind,
                                     args: planned.args,
+                                    evaluated: planned.evaluated,
+                                    references: planned.references,
+                                    tap,
                                     files,
                                     running,
                                     health,
@@ -242,6 +269,24 @@ impl Runtime {
             .map(|(id, c)| ComponentHealth {
                 id: id.clone(),
                 state: c.health.state(),
+            })
+            .collect()
+    }
+
+    /// Every running component, in id order.
+    pub async fn components(&self) -> Vec<ComponentInfo> {
+        let state = self.state.lock().await;
+        state
+            .components
+            .iter()
+            .map(|(id, c)| ComponentInfo {
+                id: id.clone(),
+                kind: c.kind,
+                health: c.health.state(),
+                health_updated: c.health.updated(),
+                evaluated: c.evaluated.clone(),
+                references: c.references.clone(),
+                tap: c.tap.clone(),
             })
             .collect()
     }

@@ -192,8 +192,14 @@ impl Running {
         } = context;
         Ok(match args {
             Args::ReceiveHttp(a) => Running::ReceiveHttp(Box::new(
-                receive_http::ReceiveHttp::start(id, *a, families.receive_http.clone(), health)
-                    .await,
+                receive_http::ReceiveHttp::start(
+                    id,
+                    *a,
+                    families.receive_http.clone(),
+                    health,
+                    receiver.tap().clone(),
+                )
+                .await,
             )),
             Args::Write(a) => Running::Write(
                 write::Write::start(id, receiver, a, families.write.clone(), data_dir, health)

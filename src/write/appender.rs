@@ -14,7 +14,7 @@ use super::outgoing::Request;
 use super::queue::Queue;
 use super::send::send;
 use super::{Arguments, WriteError, ingest, push};
-use crate::pipeline::{AppendError, Appender, Payload, Profile};
+use crate::pipeline::{AppendError, Appender, Payload, Profile, tap};
 
 /// Everything one append needs; immutable once built.
 pub(super) struct State {
@@ -111,6 +111,9 @@ where
         [only] => vec![send(only).await],
         many => join_all(many.iter().map(|ep| send(ep))).await,
     };
+    for (endpoint, result) in state.endpoints.iter().zip(&results) {
+        tap::note(|| tap::describe_answer(&endpoint.label, result));
+    }
     let mut errors = results.into_iter().filter_map(Result::err);
     let Some(mut first) = errors.next() else {
         return Ok(());

@@ -124,7 +124,8 @@ impl Relay {
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::register(&mut registry));
         let health = Health::new();
-        let component = ReceiveHttp::start(id, args, metrics, health.clone()).await;
+        let tap = Arc::new(pyroscope_relay::pipeline::tap::Tap::new(id));
+        let component = ReceiveHttp::start(id, args, metrics, health.clone(), tap).await;
         Relay {
             component,
             health,
