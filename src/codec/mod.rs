@@ -17,6 +17,7 @@ pub mod push_encode;
 mod push_json;
 pub mod query;
 pub mod rpc;
+pub mod stacks;
 mod status;
 #[cfg(test)]
 mod tests;

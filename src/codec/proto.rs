@@ -18,3 +18,8 @@ pub mod push {
 
 pub use push::v1::{PushRequest, PushResponse, RawProfileSeries, RawSample};
 pub use types::v1::{LabelPair, ProfileAnnotation};
+
+/// Package `perftools.profiles`: the pprof format.
+pub mod pprof {
+    include!(concat!(env!("OUT_DIR"), "/perftools.profiles.rs"));
+}
