@@ -8,7 +8,8 @@
 //! (fan-out through `Receiver`s) → `write` (encode, send).
 //! `config` parses the Alloy language, `runtime` builds and reloads the
 //! component graph, `codec` holds the wire formats, `admin` serves the
-//! process endpoints and `telemetry` the logs and metrics.
+//! process endpoints, `ui` the web UI on them, and `telemetry` the logs
+//! and metrics.
 
 #![forbid(unsafe_code)]
 
@@ -23,4 +24,5 @@ pub mod relabel;
 pub mod runtime;
 pub mod storage;
 pub mod telemetry;
+pub mod ui;
 pub mod write;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -47,7 +47,14 @@ impl AdminServer {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let runtime = runtime.clone();
-                    async move { Ok::<_, Infallible>(route(&runtime, req).await) }
+                    async move {
+                        // The web UI (crate::ui) answers its own paths first.
+                        let response = match crate::ui::route(&runtime, req).await {
+                            Ok(ui) => ui,
+                            Err(req) => route(&runtime, req).await.map(BodyExt::boxed),
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());
                 let conn = builder.serve_connection(TokioIo::new(stream), service);

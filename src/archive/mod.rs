@@ -77,6 +77,7 @@ pub use metrics::{ComponentMetrics, Metrics};
 pub use store::{Clock, Limits, Stats, Store, StoreOptions};
 pub use time::{format_rfc3339, parse_duration, parse_rfc3339, parse_since};
 pub use view::{Listed, parse_id, qualified_id};
+pub(crate) use view::find as find_record;
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;

@@ -8,8 +8,9 @@
 //! waited for.
 //!
 //! Components add detail to the event of the append they are serving with
-//! [`note`] ("dropped by the relabel rules", "http://backend: 200"); notes
-//! go to the innermost watched `Receiver::append` only.
+//! [`note`] ("dropped by the rules", "http://backend: ok", "stored as
+//! local-7"); a watched component's event holds the notes of everything
+//! its append went through.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -186,19 +187,19 @@ impl Tap {
             let mut event = TapEvent::describe(self.component_id.clone(), &profile);
             let append = append(profile);
             let (result, notes) = NOTES
-                .scope(RefCell::new(Some(Vec::new())), async {
+                .scope(RefCell::new(Vec::new()), async {
                     let result = append.await;
-                    (result, NOTES.with(|n| n.take().unwrap_or_default()))
+                    (result, NOTES.with(RefCell::take))
                 })
                 .await;
+            // An outer watched component sees what happened further down.
+            for n in &notes {
+                note(|| n.clone());
+            }
             event.notes = notes;
             event.error = result.as_ref().err().cloned();
             self.emit(event);
             result
-        } else if NOTES.try_with(|_| ()).is_ok() {
-            // An outer component is watched: keep this one's notes out of
-            // its event.
-            NOTES.scope(RefCell::new(None), append(profile)).await
         } else {
             append(profile).await
         };
@@ -210,18 +211,14 @@ impl Tap {
 }
 
 tokio::task_local! {
-    /// The notes of the innermost watched append; `None` masks an outer one.
-    static NOTES: RefCell<Option<Vec<String>>>;
+    /// The notes of the innermost watched append.
+    static NOTES: RefCell<Vec<String>>;
 }
 
 /// Adds a detail to the tap event of the append being served, if someone
 /// watches it. `describe` runs only then.
 pub fn note(describe: impl FnOnce() -> String) {
-    let _ = NOTES.try_with(|notes| {
-        if let Some(notes) = notes.borrow_mut().as_mut() {
-            notes.push(describe());
-        }
-    });
+    let _ = NOTES.try_with(|notes| notes.borrow_mut().push(describe()));
 }
 
 /// A note for one destination's answer: `<name>: ok` or
@@ -311,7 +308,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn notes_reach_the_innermost_watched_append_only() {
+    async fn notes_reach_every_watched_append_they_pass() {
         let outer = Arc::new(Tap::new("outer"));
         let inner = Arc::new(Tap::new("inner"));
         let watcher = outer.watch(8, Box::new(|_| true));
@@ -328,7 +325,7 @@ mod tests {
             .await
             .unwrap_err();
         let events = watcher.next_batch().await;
-        assert_eq!(events[0].notes, ["outer note"]);
+        assert_eq!(events[0].notes, ["outer note", "inner note"]);
         assert_eq!(events[0].error.as_ref().unwrap().message, "down");
         assert_eq!(inner.recent_errors()[0].message, "down");
     }
