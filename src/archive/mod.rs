@@ -76,8 +76,8 @@ pub use meta::{Filter, NewRecord, Origin, RecordId, RecordMeta, profile_type_of,
 pub use metrics::{ComponentMetrics, Metrics};
 pub use store::{Clock, Limits, Stats, Store, StoreOptions};
 pub use time::{format_rfc3339, parse_duration, parse_rfc3339, parse_since};
-pub use view::{Listed, parse_id, qualified_id};
 pub(crate) use view::find as find_record;
+pub use view::{Listed, parse_id, qualified_id};
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;

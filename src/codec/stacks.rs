@@ -71,7 +71,11 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
             unit: text(t.unit).to_owned(),
         })
         .collect();
-    let selected = choose(&sample_types, sample_type, text(profile.default_sample_type))?;
+    let selected = choose(
+        &sample_types,
+        sample_type,
+        text(profile.default_sample_type),
+    )?;
 
     let functions: std::collections::HashMap<u64, &str> = profile
         .function
@@ -88,11 +92,7 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
                 .iter()
                 .map(|line| functions.get(&line.function_id).copied().unwrap_or("?"))
                 .collect::<Vec<_>>();
-            let frames = if frames.is_empty() {
-                vec!["?"]
-            } else {
-                frames
-            };
+            let frames = if frames.is_empty() { vec!["?"] } else { frames };
             (l.id, frames)
         })
         .collect();
@@ -122,11 +122,7 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
     })
 }
 
-fn choose(
-    types: &[SampleType],
-    wanted: Option<&str>,
-    default: &str,
-) -> Result<usize, StacksError> {
+fn choose(types: &[SampleType], wanted: Option<&str>, default: &str) -> Result<usize, StacksError> {
     if types.is_empty() {
         return Err(StacksError::NoSampleTypes);
     }

@@ -104,7 +104,12 @@ impl Detail {
             kind: "block",
             local_id: c.id.clone(),
             module_id: "",
-            label: c.id.strip_prefix(name).unwrap_or("").trim_start_matches('.').to_owned(),
+            label: c
+                .id
+                .strip_prefix(name)
+                .unwrap_or("")
+                .trim_start_matches('.')
+                .to_owned(),
             references_to: c.references.clone(),
             referenced_by,
             data_flow_edges_to,
@@ -172,7 +177,9 @@ fn value_json(value: &Value) -> Json {
                 .map(|(k, v)| json!({ "key": k, "value": value_json(v) }))
                 .collect::<Vec<_>>(),
         }),
-        Value::Capsule(c) => json!({ "type": "capsule", "value": format!("{}({})", c.type_name, c.id) }),
+        Value::Capsule(c) => {
+            json!({ "type": "capsule", "value": format!("{}({})", c.type_name, c.id) })
+        }
         Value::Function(_) => json!({ "type": "function", "value": "function" }),
         Value::Secret(_) => secret(),
     }

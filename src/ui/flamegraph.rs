@@ -27,7 +27,8 @@ pub(super) async fn handle(runtime: &Runtime, id: &str, query: &str) -> Response
     let id = id.to_owned();
     let sample_type = query_param(query, "sample_type");
     let answer = tokio::task::spawn_blocking(move || {
-        let (_, meta, body) = crate::archive::find_record(&stores, &id).map_err(Failure::Archive)?;
+        let (_, meta, body) =
+            crate::archive::find_record(&stores, &id).map_err(Failure::Archive)?;
         let stacks = decode(&meta, &body, sample_type.as_deref())?;
         Ok::<_, Failure>(Flamebearer::build(&stacks, format_of(&meta)))
     })
@@ -276,7 +277,10 @@ mod tests {
     #[test]
     fn narrow_bars_fold_into_their_parent() {
         let fb = Flamebearer::build(
-            &stacks(&[(&["main", "hot"], MIN_WIDTH_DIVISOR * 10), (&["main", "rare"], 1)]),
+            &stacks(&[
+                (&["main", "hot"], MIN_WIDTH_DIVISOR * 10),
+                (&["main", "rare"], 1),
+            ]),
             "folded".into(),
         );
         assert_eq!(fb.levels[2].len(), 4, "rare is folded away");
@@ -287,7 +291,10 @@ mod tests {
     fn multipart_field() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"sample_type_config\"\r\n\r\n{}\r\n--XX\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"p\"\r\n\r\nPPROF\r\n--XX--\r\n";
         let boundary = multipart_boundary("multipart/form-data; boundary=XX").unwrap();
-        assert_eq!(multipart_part(body, &boundary, "profile"), Some(&b"PPROF"[..]));
+        assert_eq!(
+            multipart_part(body, &boundary, "profile"),
+            Some(&b"PPROF"[..])
+        );
         assert_eq!(multipart_part(body, &boundary, "missing"), None);
     }
 }

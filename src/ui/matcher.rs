@@ -47,7 +47,9 @@ impl Matcher {
                 .unwrap_or(rest.len());
             let (name, after) = rest.split_at(name_len);
             if name.is_empty() {
-                return Err(MatcherError::Syntax(format!("expected a label name at {rest:?}")));
+                return Err(MatcherError::Syntax(format!(
+                    "expected a label name at {rest:?}"
+                )));
             }
             let after = after.trim_start();
             let (op, after) = ["=~", "!~", "!=", "="]

@@ -51,10 +51,10 @@ pub async fn route<B>(runtime: &Runtime, req: Request<B>) -> Result<Response<UiB
     if !is_ui {
         return Err(req);
     }
-    let mut response = if req.method() != Method::GET {
+    let mut response = if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed");
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         r
     } else {
         match path {
@@ -81,12 +81,19 @@ pub async fn route<B>(runtime: &Runtime, req: Request<B>) -> Result<Response<UiB
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(response)
 }
 
 fn asset(content_type: &'static str, text: &'static str) -> Response<UiBody> {
-    let mut r = whole(StatusCode::OK, content_type, Bytes::from_static(text.as_bytes()));
+    let mut r = whole(
+        StatusCode::OK,
+        content_type,
+        Bytes::from_static(text.as_bytes()),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

@@ -107,7 +107,9 @@ impl Stream {
             let dropped = self.watcher.dropped();
             if dropped != self.reported_dropped {
                 self.reported_dropped = dropped;
-                out.push_str(&format!("event: stats\ndata: {{\"dropped\":{dropped}}}\n\n"));
+                out.push_str(&format!(
+                    "event: stats\ndata: {{\"dropped\":{dropped}}}\n\n"
+                ));
             }
             if !out.is_empty() {
                 self.quiet_for = Duration::ZERO;
