@@ -31,3 +31,6 @@ echo "== end-to-end tests: real clients through the relay binary (tests/e2e)"
 cargo build
 bash tests/e2e/setup.sh
 tests/e2e/.venv-test/bin/python -m pytest tests/e2e
+
+echo "== web UI in a real browser: Playwright driving Debian's Chromium (tests/ui)"
+bash tests/ui/run.sh
