@@ -4,6 +4,7 @@
 # (h2load --h1), then the top functions by own instruction count.
 #   bash bench/callgrind.sh            # N=3000 C=8
 #   ROUTE=push bash bench/callgrind.sh # Connect push of push_request.bin x4 (11.5 KB)
+#   TAP=1 bash bench/callgrind.sh      # with one live tap reader on receive_http
 set -euo pipefail
 # KEEP=path keeps the callgrind output file.
 N=${N:-3000} C=${C:-8} TOP=${TOP:-30}
@@ -43,6 +44,10 @@ fi
 valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$CARGO_TARGET_DIR/release/pyroscope-relay" run "$T/relay.alloy" \
   --server.http.listen-addr 127.0.0.1:18303 --storage.path "$T/data" --log.level warn 2>"$T/vg.log" & RP=$!; PIDS+=($RP)
 for i in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/18302) 2>/dev/null && break; sleep 0.2; done
+if [[ -n ${TAP:-} ]]; then
+  curl -sN 'http://127.0.0.1:18303/api/v1/tap?component=pyroscope.receive_http.in' >/dev/null & PIDS+=($!)
+  sleep 1
+fi
 h2load --h1 -n 200 -c 4 -d "$T/body" "${HEADERS[@]}" "$URL" >/dev/null   # warm-up
 callgrind_control -z "$RP" >/dev/null 2>&1 || true   # count only the measured part
 h2load --h1 -n "$N" -c "$C" -d "$T/body" "${HEADERS[@]}" "$URL" | grep -E 'requests:|status codes'

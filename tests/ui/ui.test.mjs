@@ -140,6 +140,8 @@ test("the components page shows every component with its health, and no console 
   await ingest("checkout.cpu{env=prod}");
   await page.waitForTimeout(3500); // one refresh, so that rates show
   await page.screenshot({ path: path.join(SHOTS, "components.png") });
+  // The README's picture (docs/ui-components.png) is a copy of this one.
+  await page.locator("svg.graph").screenshot({ path: path.join(SHOTS, "components-graph.png") });
 
   await page.goto(`http://127.0.0.1:${adminPort}/#/component/pyroscope.write.backend`);
   await page.locator("#metrics").waitFor();
