@@ -11,7 +11,7 @@ use super::compress::{DecompressError, gunzip_limited, is_gzip};
 use super::proto::pprof;
 
 /// The most a profile may inflate to before decoding gives up.
-pub const DECOMPRESSED_LIMIT: usize = 256 << 20;
+pub const DECOMPRESSED_LIMIT: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StacksError {
@@ -38,12 +38,34 @@ pub struct SampleType {
 }
 
 /// Stacks, root frame first, each with its value for one sample type.
+/// Frames are indexes into `names`, so a deep profile costs 4 bytes a frame.
 #[derive(Debug, Default)]
 pub struct Stacks {
     pub sample_types: Vec<SampleType>,
     /// Index into `sample_types` of the values in `stacks`.
     pub selected: usize,
-    pub stacks: Vec<(Vec<String>, i64)>,
+    /// Every frame name once.
+    pub names: Vec<String>,
+    pub stacks: Vec<(Vec<u32>, i64)>,
+}
+
+/// Gives each distinct name one index into a list.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: std::collections::HashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
 }
 
 /// Decodes a pprof profile (gzipped or not) and takes the values of
@@ -77,22 +99,28 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
         text(profile.default_sample_type),
     )?;
 
-    let functions: std::collections::HashMap<u64, &str> = profile
+    let mut names = Interner::default();
+    let functions: std::collections::HashMap<u64, u32> = profile
         .function
         .iter()
-        .map(|f| (f.id, text(f.name)))
+        .map(|f| (f.id, names.id(text(f.name))))
         .collect();
+    let unknown = names.id("?");
     // A location's frames, innermost (inlined) first, as pprof lists them.
-    let locations: std::collections::HashMap<u64, Vec<&str>> = profile
+    let locations: std::collections::HashMap<u64, Vec<u32>> = profile
         .location
         .iter()
         .map(|l| {
             let frames = l
                 .line
                 .iter()
-                .map(|line| functions.get(&line.function_id).copied().unwrap_or("?"))
+                .map(|line| functions.get(&line.function_id).copied().unwrap_or(unknown))
                 .collect::<Vec<_>>();
-            let frames = if frames.is_empty() { vec!["?"] } else { frames };
+            let frames = if frames.is_empty() {
+                vec![unknown]
+            } else {
+                frames
+            };
             (l.id, frames)
         })
         .collect();
@@ -104,13 +132,13 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
             continue;
         }
         // Samples list the leaf first; a flame graph starts at the root.
-        let frames: Vec<String> = sample
+        let frames: Vec<u32> = sample
             .location_id
             .iter()
             .rev()
             .flat_map(|id| {
                 let frames = locations.get(id).map_or(&[][..], Vec::as_slice);
-                frames.iter().rev().map(|f| (*f).to_owned())
+                frames.iter().rev().copied()
             })
             .collect();
         stacks.push((frames, value));
@@ -118,6 +146,7 @@ pub fn from_pprof(body: &[u8], sample_type: Option<&str>) -> Result<Stacks, Stac
     Ok(Stacks {
         sample_types,
         selected,
+        names: names.names,
         stacks,
     })
 }
@@ -145,6 +174,7 @@ fn choose(types: &[SampleType], wanted: Option<&str>, default: &str) -> Result<u
 /// profile type from the labels, such as `cpu`).
 pub fn from_folded(body: &[u8], sample_type: &str) -> Result<Stacks, StacksError> {
     let text = std::str::from_utf8(body).map_err(|_| StacksError::NotText)?;
+    let mut names = Interner::default();
     let mut stacks = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end();
@@ -157,7 +187,7 @@ pub fn from_folded(body: &[u8], sample_type: &str) -> Result<Stacks, StacksError
         };
         let (stack, count) = line.rsplit_once(' ').ok_or_else(bad)?;
         let value: i64 = count.parse().map_err(|_| bad())?;
-        let frames = stack.split(';').map(str::to_owned).collect();
+        let frames = stack.split(';').map(|f| names.id(f)).collect();
         stacks.push((frames, value));
     }
     Ok(Stacks {
@@ -166,6 +196,7 @@ pub fn from_folded(body: &[u8], sample_type: &str) -> Result<Stacks, StacksError
             unit: "samples".to_owned(),
         }],
         selected: 0,
+        names: names.names,
         stacks,
     })
 }
@@ -201,7 +232,10 @@ mod tests {
     fn folded_text() {
         let stacks = from_folded(&fixture("py_folded.txt"), "cpu").unwrap();
         let (frames, _) = &stacks.stacks[0];
-        assert_eq!(frames[0], "py_agent.py:61 - <module>");
+        assert_eq!(
+            stacks.names[frames[0] as usize],
+            "py_agent.py:61 - <module>"
+        );
         assert!(from_folded(b"a;b\n", "cpu").is_err());
     }
 

@@ -25,6 +25,14 @@ use super::{AppendError, Labels, Payload, Profile};
 
 /// How many recent errors a component keeps for its UI page.
 pub const RECENT_ERRORS: usize = 20;
+/// How many watchers one component may have at once.
+pub const MAX_WATCHERS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{component_id} already has {MAX_WATCHERS} live tap watchers; close one and retry")]
+pub struct TooManyWatchers {
+    pub component_id: Arc<str>,
+}
 
 /// What a watcher is shown of one append (or one request, for a receiver).
 #[derive(Debug, Clone)]
@@ -124,7 +132,11 @@ impl Tap {
 
     /// Starts watching: events that pass `filter` are queued, at most
     /// `capacity` of them; the rest are counted as dropped.
-    pub fn watch(self: &Arc<Self>, capacity: usize, filter: EventFilter) -> Watcher {
+    pub fn watch(
+        self: &Arc<Self>,
+        capacity: usize,
+        filter: EventFilter,
+    ) -> Result<Watcher, TooManyWatchers> {
         let queue = Arc::new(WatchQueue {
             filter,
             capacity: capacity.max(1),
@@ -132,19 +144,27 @@ impl Tap {
             dropped: AtomicU64::new(0),
             ready: Notify::new(),
         });
-        lock(&self.state).watchers.push(queue.clone());
+        let mut state = lock(&self.state);
+        if state.watchers.len() >= MAX_WATCHERS {
+            return Err(TooManyWatchers {
+                component_id: self.component_id.clone(),
+            });
+        }
+        state.watchers.push(queue.clone());
         self.watching.fetch_add(1, Ordering::Relaxed);
-        Watcher {
+        Ok(Watcher {
             tap: self.clone(),
             queue,
-        }
+        })
     }
 
     /// Hands `event` to every watcher whose filter takes it. Never waits
     /// beyond the short locks that guard the queues.
     pub fn emit(&self, event: TapEvent) {
-        let state = lock(&self.state);
-        for watcher in &state.watchers {
+        // Filters run outside the tap's lock: appends watched at once only
+        // meet at each watcher's queue.
+        let watchers = lock(&self.state).watchers.clone();
+        for watcher in &watchers {
             if !(watcher.filter)(&event) {
                 continue;
             }
@@ -297,7 +317,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_counts_and_never_waits() {
         let tap = Arc::new(Tap::new("c"));
-        let watcher = tap.watch(2, Box::new(|_| true));
+        let watcher = tap.watch(2, Box::new(|_| true)).unwrap();
         for _ in 0..5 {
             tap.observe(profile("a"), ok).await.unwrap();
         }
@@ -311,7 +331,7 @@ mod tests {
     async fn notes_reach_every_watched_append_they_pass() {
         let outer = Arc::new(Tap::new("outer"));
         let inner = Arc::new(Tap::new("inner"));
-        let watcher = outer.watch(8, Box::new(|_| true));
+        let watcher = outer.watch(8, Box::new(|_| true)).unwrap();
         outer
             .observe(profile("a"), |p| async {
                 note(|| "outer note".into());
@@ -330,13 +350,27 @@ mod tests {
         assert_eq!(inner.recent_errors()[0].message, "down");
     }
 
+    #[test]
+    fn watchers_per_component_are_limited() {
+        let tap = Arc::new(Tap::new("c"));
+        let watchers: Vec<_> = (0..MAX_WATCHERS)
+            .map(|_| tap.watch(1, Box::new(|_| true)).unwrap())
+            .collect();
+        let err = tap.watch(1, Box::new(|_| true)).err().unwrap();
+        assert!(err.to_string().contains("close one"), "{err}");
+        drop(watchers);
+        assert!(tap.watch(1, Box::new(|_| true)).is_ok());
+    }
+
     #[tokio::test]
     async fn filters_apply_before_the_queue() {
         let tap = Arc::new(Tap::new("c"));
-        let watcher = tap.watch(
-            1,
-            Box::new(|e| e.profiles[0].0.get("service_name") == Some("b")),
-        );
+        let watcher = tap
+            .watch(
+                1,
+                Box::new(|e| e.profiles[0].0.get("service_name") == Some("b")),
+            )
+            .unwrap();
         tap.observe(profile("a"), ok).await.unwrap();
         tap.observe(profile("b"), ok).await.unwrap();
         let events = watcher.next_batch().await;

@@ -163,8 +163,10 @@ struct Node {
 
 impl Flamebearer {
     fn build(stacks: &Stacks, format: String) -> Flamebearer {
-        let mut names = vec!["total".to_owned()];
-        let mut name_ids: HashMap<String, usize> = HashMap::new();
+        // names[0] is the root; a frame's name is its index in stacks.names + 1.
+        let mut names = Vec::with_capacity(stacks.names.len() + 1);
+        names.push("total".to_owned());
+        names.extend(stacks.names.iter().cloned());
         let mut nodes = vec![Node {
             name: 0,
             total: 0,
@@ -176,10 +178,7 @@ impl Flamebearer {
             nodes[0].total += value;
             let mut at = 0;
             for frame in frames.iter().take(MAX_DEPTH) {
-                let name = *name_ids.entry(frame.clone()).or_insert_with(|| {
-                    names.push(frame.clone());
-                    names.len() - 1
-                });
+                let name = *frame as usize + 1;
                 at = *child_of.entry((at, name)).or_insert_with(|| {
                     nodes.push(Node {
                         name,
@@ -245,6 +244,12 @@ impl Flamebearer {
 mod tests {
     use super::*;
 
+    const NAMES: [&str; 5] = ["main", "a", "b", "hot", "rare"];
+
+    fn id(name: &str) -> u32 {
+        NAMES.iter().position(|n| *n == name).unwrap() as u32
+    }
+
     fn stacks(list: &[(&[&str], i64)]) -> Stacks {
         Stacks {
             sample_types: vec![SampleType {
@@ -252,9 +257,10 @@ mod tests {
                 unit: "samples".into(),
             }],
             selected: 0,
+            names: NAMES.iter().map(|n| n.to_string()).collect(),
             stacks: list
                 .iter()
-                .map(|(f, v)| (f.iter().map(|s| s.to_string()).collect(), *v))
+                .map(|(f, v)| (f.iter().map(|s| id(s)).collect(), *v))
                 .collect(),
         }
     }
@@ -265,7 +271,7 @@ mod tests {
             &stacks(&[(&["main", "a"], 3), (&["main", "b"], 1), (&["main"], 2)]),
             "folded".into(),
         );
-        assert_eq!(fb.names, ["total", "main", "a", "b"]);
+        assert_eq!(&fb.names[..4], ["total", "main", "a", "b"]);
         assert_eq!(fb.num_ticks, 6);
         assert_eq!(fb.levels[0], [0, 6, 0, 0]);
         assert_eq!(fb.levels[1], [0, 6, 2, 1]);

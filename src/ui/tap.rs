@@ -56,10 +56,13 @@ pub(super) async fn stream(runtime: &Runtime, query: &str) -> Response<UiBody> {
         );
     };
     let filter = matcher.clone();
-    let watcher = info.tap.watch(
+    let watcher = match info.tap.watch(
         QUEUE_CAPACITY,
         Box::new(move |e: &TapEvent| e.profiles.iter().any(|(l, _)| filter.matches(l))),
-    );
+    ) {
+        Ok(watcher) => watcher,
+        Err(e) => return json_error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+    };
     let state = Stream {
         watcher,
         matcher,
