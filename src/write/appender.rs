@@ -79,7 +79,11 @@ impl State {
             return Ok(());
         };
         match &self.queue {
-            Some(queue) => queue.enqueue(request).await,
+            Some(queue) => {
+                let queued = queue.enqueue(request).await;
+                tap::note(|| format!("queued: {}", if queued.is_ok() { "ok" } else { "refused" }));
+                queued
+            }
             None => send_everywhere(self, &request, profile).await,
         }
     }

@@ -126,11 +126,16 @@
         const per = seconds > 0 ? Math.max(a - b, 0) / seconds : 0;
         rows.push([caption, kind === "bytes" ? bytes(per) + "/s" : rate(per) + "/s"]);
       }
+      // A write's queue backlog, per endpoint.
+      const backlog = {};
       for (const s of now) {
-        if (s.labels.component_id === c.localID && s.name.includes("queue")) {
-          const where = s.labels.endpoint ? " " + s.labels.endpoint : "";
-          rows.push([s.name.replace(/^pyroscope_write_/, "") + where, String(s.value)]);
-        }
+        const m = /^pyroscope_write_queue_(pending_profiles|pending_bytes|oldest_pending_seconds)$/.exec(s.name);
+        if (!m || s.labels.component_id !== c.localID) continue;
+        (backlog[s.labels.endpoint || "-"] = backlog[s.labels.endpoint || "-"] || {})[m[1]] = s.value;
+      }
+      for (const [endpoint, b] of Object.entries(backlog)) {
+        rows.push(["queued " + endpoint, (b.pending_profiles || 0) + " profiles, " + bytes(b.pending_bytes || 0) +
+          ", oldest " + (b.oldest_pending_seconds || 0).toFixed(0) + " s"]);
       }
       out[c.localID] = rows;
     }
@@ -157,7 +162,7 @@
   }
 
   function drawGraph(components, stats) {
-    const W = 250, H = 130, GX = 70, GY = 20;
+    const W = 300, H = 145, GX = 70, GY = 20;
     const { columns } = layout(components);
     const pos = {};
     columns.forEach((col, i) => col.forEach((c, j) => { pos[c.localID] = { x: 10 + i * (W + GX), y: 10 + j * (H + GY) }; }));
@@ -183,7 +188,7 @@
       link.appendChild(svg("text", { x: 10, y: 34 }, c.label));
       const msg = c.health.state === "healthy" ? "healthy" : c.health.state + ": " + c.health.message;
       link.appendChild(svg("text", { class: "health-" + c.health.state, x: 10, y: 52 }, msg.length > 38 ? msg.slice(0, 37) + "…" : msg));
-      (stats[c.localID] || []).slice(0, 4).forEach(([k, v], i) => {
+      (stats[c.localID] || []).slice(0, 5).forEach(([k, v], i) => {
         link.appendChild(svg("text", { x: 10, y: 72 + i * 15 }, k + ": " + v));
       });
       g.appendChild(link);
