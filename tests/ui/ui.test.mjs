@@ -1,5 +1,6 @@
 // Browser tests of the web UI: the real relay binary on a three-stage
-// config (receive_http -> relabel -> write + archive), a recording backend,
+// config (receive_http -> relabel -> write + archive, and a write with a
+// queue whose backend is down), a recording backend,
 // curl as the agent, and Debian's Chromium driven by playwright-core.
 // Screenshots of every page go to $CARGO_TARGET_DIR/ui-screenshots/.
 import { test, before, after } from "node:test";
@@ -25,7 +26,7 @@ const CHROMIUM_FLAGS = [
 ];
 const XSS = "<img src=x onerror=alert(1)>";
 
-let work, relay, relayLog = "", backend, backendRequests = 0, browser, ingestPort, adminPort;
+let work, relay, relayLog = "", backend, browser, ingestPort, adminPort, downPort;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -74,10 +75,11 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   backend = http.createServer((req, res) => {
     req.resume();
-    req.on("end", () => { backendRequests++; res.writeHead(200); res.end(); });
+    req.on("end", () => { res.writeHead(200); res.end(); });
   });
   await new Promise((r) => backend.listen(0, "127.0.0.1", r));
   ingestPort = await freePort();
+  downPort = await freePort(); // nothing listens: the queue keeps a backlog
   adminPort = await freePort();
   writeFileSync(path.join(work, "relay.alloy"), `
 pyroscope.receive_http "default" {
@@ -89,7 +91,7 @@ pyroscope.receive_http "default" {
 }
 
 pyroscope.relabel "tag" {
-  forward_to = [pyroscope.write.backend.receiver, pyroscope.archive.local.receiver]
+  forward_to = [pyroscope.write.backend.receiver, pyroscope.archive.local.receiver, pyroscope.write.queued.receiver]
   rule {
     source_labels = ["service_name"]
     regex = "dropped-by-rule.*"
@@ -105,6 +107,13 @@ pyroscope.write "backend" {
       password = "do-not-show-me"
     }
   }
+}
+
+pyroscope.write "queued" {
+  endpoint {
+    url = "http://127.0.0.1:${downPort}"
+  }
+  queue { }
 }
 
 pyroscope.archive "local" {
@@ -128,7 +137,8 @@ after(async () => {
 
 test("the components page shows every component with its health, and no console errors", async () => {
   const { page, problems } = await openPage("#/components");
-  const ids = ["pyroscope.receive_http.default", "pyroscope.relabel.tag", "pyroscope.write.backend", "pyroscope.archive.local"];
+  const ids = ["pyroscope.receive_http.default", "pyroscope.relabel.tag", "pyroscope.write.backend",
+    "pyroscope.write.queued", "pyroscope.archive.local"];
   for (const id of ids) {
     const row = page.locator(`#components tr[data-id="${id}"]`);
     await row.waitFor({ timeout: 5000 });
@@ -136,9 +146,12 @@ test("the components page shows every component with its health, and no console 
     await page.locator(`svg.graph g.node[data-id="${id}"]`).waitFor({ timeout: 5000 });
   }
   // Edges follow forward_to.
-  assert.equal(await page.locator("svg.graph path.edge").count(), 3);
+  assert.equal(await page.locator("svg.graph path.edge").count(), 4);
   await ingest("checkout.cpu{env=prod}");
-  await page.waitForTimeout(3500); // one refresh, so that rates show
+  // The queued write's backlog shows for its endpoint after a refresh.
+  await page.locator('svg.graph g.node[data-id="pyroscope.write.queued"]', { hasText: "1 profiles" })
+    .waitFor({ timeout: 10000 });
+  assert.match(await page.locator('#components tr[data-id="pyroscope.relabel.tag"]').textContent(), /in \d/);
   await page.screenshot({ path: path.join(SHOTS, "components.png") });
   // The README's picture (docs/ui-components.png) is a copy of this one.
   await page.locator("svg.graph").screenshot({ path: path.join(SHOTS, "components-graph.png") });

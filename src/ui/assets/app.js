@@ -133,9 +133,13 @@
         if (!m || s.labels.component_id !== c.localID) continue;
         (backlog[s.labels.endpoint || "-"] = backlog[s.labels.endpoint || "-"] || {})[m[1]] = s.value;
       }
-      for (const [endpoint, b] of Object.entries(backlog)) {
-        rows.push(["queued " + endpoint, (b.pending_profiles || 0) + " profiles, " + bytes(b.pending_bytes || 0) +
-          ", oldest " + (b.oldest_pending_seconds || 0).toFixed(0) + " s"]);
+      const endpoints = Object.keys(backlog);
+      for (const endpoint of endpoints) {
+        const b = backlog[endpoint];
+        let host = endpoint;
+        try { host = new URL(endpoint).host; } catch { /* not a URL: keep it */ }
+        rows.push([endpoints.length > 1 ? "backlog " + host : "backlog", (b.pending_profiles || 0) + " profiles · " +
+          bytes(b.pending_bytes || 0) + " · oldest " + (b.oldest_pending_seconds || 0).toFixed(0) + " s"]);
       }
       out[c.localID] = rows;
     }
@@ -428,7 +432,7 @@
           el("table", { id: "profiles" },
             el("tr", {}, ["time", "id", "service", "type", "labels", "size", ""].map((h) => el("th", {}, h))),
             profiles.map((p) => el("tr", {},
-              el("td", { class: "mono" }, p.time), el("td", {}, p.id), el("td", {}, p.service), el("td", {}, p.profile_type),
+              el("td", { class: "mono", title: p.time }, p.time.replace("T", " ").slice(0, 19)), el("td", {}, p.id), el("td", {}, p.service), el("td", {}, p.profile_type),
               el("td", {}, labelChips(p.labels)), el("td", { class: "num" }, bytes(p.size)), el("td", {}, profileLinks(p.id))))));
       } catch (e) {
         body.replaceChildren(el("p", { class: "error" }, e.message));
