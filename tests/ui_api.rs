@@ -213,6 +213,7 @@ fn every_ui_answer_has_a_content_security_policy() {
         "/",
         "/ui/app.js",
         "/ui/flame.js",
+        "/ui/metrics.js",
         "/ui/app.css",
         "/api/v0/web/components",
         "/api/v1/tap",

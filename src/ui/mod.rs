@@ -37,6 +37,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const FLAME_JS: &str = include_str!("assets/flame.js");
+const METRICS_JS: &str = include_str!("assets/metrics.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
 /// Answers the UI's paths; hands any other request back untouched.
@@ -61,6 +62,7 @@ pub async fn route<B>(runtime: &Runtime, req: Request<B>) -> Result<Response<UiB
             "/" | "/ui/" | "/ui/index.html" => asset("text/html; charset=utf-8", INDEX_HTML),
             "/ui/app.js" => asset("text/javascript; charset=utf-8", APP_JS),
             "/ui/flame.js" => asset("text/javascript; charset=utf-8", FLAME_JS),
+            "/ui/metrics.js" => asset("text/javascript; charset=utf-8", METRICS_JS),
             "/ui/app.css" => asset("text/css; charset=utf-8", APP_CSS),
             "/api/v1/tap" => tap::stream(runtime, query).await,
             p if p.starts_with("/api/v0/web/") => components::handle(runtime, p).await,
