@@ -18,7 +18,7 @@ pub struct Profile {
     /// The caller's deadline (Connect-Timeout-Ms, grpc-timeout); senders stop
     /// retrying when it passes.
     pub deadline: Option<Instant>,
-    /// How it arrived: `/ingest`, `connect`, `grpc`, `grpc-web`, or `push`
+    /// How it arrived: `/ingest`, `connect`, `grpc`, `grpc_web`, or `push`
     /// when not told. Shown by the live tap.
     pub protocol: &'static str,
 }

@@ -39,7 +39,7 @@ pub struct TooManyWatchers {
 pub struct TapEvent {
     pub component_id: Arc<str>,
     pub time: SystemTime,
-    /// `/ingest`, `connect`, `grpc`, `grpc-web`, or `push` when the RPC
+    /// `/ingest`, `connect`, `grpc`, `grpc_web`, or `push` when the RPC
     /// flavour is not known.
     pub protocol: &'static str,
     /// One entry per profile carried: its labels and size in bytes.
