@@ -452,3 +452,27 @@ fn archived_profiles_are_flame_graphs() {
         200
     );
 }
+
+#[test]
+fn the_tap_names_the_push_protocol() {
+    let s = setup();
+    let mut tap = Tap::open(&s.relay.admin, "component=pyroscope.receive_http.default");
+    let (status, _) = http_request(
+        "POST",
+        &format!("http://127.0.0.1:{}/push.v1.PusherService/Push", s.port),
+        &[("Content-Type", "application/proto")],
+        include_bytes!("fixtures/push_request.bin"),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    // `archived` is the last field of an event.
+    tap.read_until("\"archived\":", Duration::from_secs(5));
+    tap.read_until("]}\n\n", Duration::from_secs(1));
+    let events = tap.profiles();
+    assert_eq!(events[0]["protocol"], "connect", "{events:?}");
+    assert_eq!(events[0]["outcome"], "ok");
+    assert!(
+        events[0]["labels"]["service_name"].is_string(),
+        "{events:?}"
+    );
+}
