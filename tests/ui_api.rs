@@ -302,7 +302,9 @@ fn the_tap_streams_each_profile_with_its_outcome() {
     assert_eq!(keep["archived"], serde_json::json!(["local-1"]));
     assert_eq!(
         events[1]["notes"],
-        serde_json::json!(["dropped by the rules"])
+        serde_json::json!([
+            r#"dropped by rule 1 (action = "drop", source_labels = ["service_name"], regex = "drop-me.*")"#
+        ])
     );
 
     filtered.read_events(1, Duration::from_secs(5));

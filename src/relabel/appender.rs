@@ -3,7 +3,7 @@
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
-use super::process::apply;
+use super::process::{apply, dropping_rule};
 use super::{Shared, State};
 use crate::pipeline::tap;
 use crate::pipeline::{AppendError, Appender, Labels, Payload, Profile, Receiver, fan_out};
@@ -27,19 +27,20 @@ impl Shared {
         let state = self.state.load_full();
         let any_left = match &mut profile.payload {
             Payload::Push(series) => {
-                let before = series.len();
-                series.retain_mut(|s| self.relabel(&state, &mut s.labels));
-                let dropped = before - series.len();
-                if dropped > 0 {
-                    tap::note(|| format!("{dropped} of {before} series dropped by the rules"));
-                }
+                series.retain_mut(|s| {
+                    let kept = self.relabel(&state, &mut s.labels);
+                    if !kept {
+                        tap::note(|| format!("{}: {}", s.labels, dropped_by(&state, &s.labels)));
+                    }
+                    kept
+                });
                 !series.is_empty()
             }
             Payload::Ingest(ingest) => {
                 let kept = self.relabel(&state, &mut ingest.labels);
                 tap::note(|| match kept {
                     true => format!("relabeled to {}", ingest.labels),
-                    false => "dropped by the rules".to_owned(),
+                    false => dropped_by(&state, &ingest.labels),
                 });
                 kept
             }
@@ -83,6 +84,24 @@ impl Shared {
                 false
             }
         }
+    }
+}
+
+/// Which rule dropped `labels` (a dropped set is left as it came), for the
+/// live tap: `dropped by rule 2 (action = "drop", source_labels = [...], regex = "...")`.
+fn dropped_by(state: &State, labels: &Labels) -> String {
+    let Some(i) = dropping_rule(&state.rules, labels) else {
+        return "dropped by the rules".to_owned();
+    };
+    match state.args.rules.get(i) {
+        Some(rule) => format!(
+            "dropped by rule {} (action = {:?}, source_labels = {:?}, regex = {:?})",
+            i + 1,
+            rule.action,
+            rule.source_labels,
+            rule.regex
+        ),
+        None => format!("dropped by rule {}", i + 1),
     }
 }
 

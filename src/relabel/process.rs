@@ -10,13 +10,24 @@ use crate::pipeline::{Label, Labels};
 /// Applies `rules` in order. `None` means a keep/drop rule dropped the set;
 /// `Some` may be empty when every label was removed.
 pub fn apply(rules: &[Rule], labels: &Labels) -> Option<Labels> {
+    run(rules, labels).ok()
+}
+
+/// The index of the rule that drops `labels`, if one does (for the live
+/// tap, which asks only about a label set it saw dropped).
+pub fn dropping_rule(rules: &[Rule], labels: &Labels) -> Option<usize> {
+    run(rules, labels).err()
+}
+
+/// The relabeled set, or the index of the rule that dropped it.
+fn run(rules: &[Rule], labels: &Labels) -> Result<Labels, usize> {
     let mut builder = Builder::new(labels);
-    for rule in rules {
+    for (i, rule) in rules.iter().enumerate() {
         if !step(rule, &mut builder) {
-            return None;
+            return Err(i);
         }
     }
-    Some(builder.finish())
+    Ok(builder.finish())
 }
 
 /// One rule; `false` drops the label set.
