@@ -459,6 +459,7 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
         count: 0,
         min_arrival: i64::MAX,
         max_arrival: i64::MIN,
+        last_id: None,
         skips: Vec::new(),
     })
 }
@@ -536,6 +537,7 @@ fn load(
                 count: seg_count,
                 min_arrival,
                 max_arrival,
+                last_id: max_id,
                 skips: scan.skips,
             },
         );
