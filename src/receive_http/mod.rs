@@ -130,6 +130,7 @@ pub use arguments::{
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
 pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
+pub(crate) use tls::server_config_with as tls_server_config;
 
 use crate::runtime::Health;
 use metrics::ComponentMetrics;

@@ -55,7 +55,10 @@ mod writer;
 
 pub use positions::{load_positions, save_positions};
 pub use reader::{Cursor, Next};
-pub use record::{Head, MetaReader, PREFIX, Prefix, decode_head, encoded_len, put_str, put_varint};
+pub use record::{
+    Head, MetaReader, PREFIX, Prefix, checksum, decode_head, encoded_len, put_str, put_varint,
+};
+pub use segment::file_name as segment_file_name;
 pub use segment::list as list_segments;
 pub use segment::{Magic, Scanned};
 pub use table::SegmentInfo;
