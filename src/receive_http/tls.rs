@@ -36,6 +36,14 @@ pub(crate) fn server_config_with(
     if let Some(problem) = tls.problems().into_iter().next() {
         return Err(format!("invalid tls block: {problem}"));
     }
+    let versions: &[&rustls::SupportedProtocolVersion] = match (tls.min_version, max_version) {
+        (TlsVersion::Tls13, Some(TlsVersion::Tls12)) => {
+            return Err("max_version TLS12 is older than min_version TLS13".into());
+        }
+        (TlsVersion::Tls12, Some(TlsVersion::Tls12)) => &[&TLS12],
+        (TlsVersion::Tls12, _) => &[&TLS13, &TLS12],
+        (TlsVersion::Tls13, _) => &[&TLS13],
+    };
     let mut provider = provider(&tls.cipher_suites)?;
     if !curves.is_empty() {
         provider.kx_groups = key_exchange_groups(&provider, curves)?;
@@ -49,14 +57,6 @@ pub(crate) fn server_config_with(
     }
     let key = PrivateKeyDer::from_pem_slice(&pem("key", &tls.key_pem, &tls.key_file)?)
         .map_err(|e| format!("invalid server key PEM: {e}"))?;
-    let versions: &[&rustls::SupportedProtocolVersion] = match (tls.min_version, max_version) {
-        (TlsVersion::Tls13, Some(TlsVersion::Tls12)) => {
-            return Err("max_version TLS12 is older than min_version TLS13".into());
-        }
-        (TlsVersion::Tls12, Some(TlsVersion::Tls12)) => &[&TLS12],
-        (TlsVersion::Tls12, _) => &[&TLS13, &TLS12],
-        (TlsVersion::Tls13, _) => &[&TLS13],
-    };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("invalid min_version / cipher_suites combination: {e}"))?;
@@ -271,6 +271,30 @@ mod tests {
         assert!(provider(&["TLS_AES_128_GCM_SHA256".into()]).is_ok());
         let err = provider(&["TLS_RSA_WITH_RC4_128_SHA".into()]).unwrap_err();
         assert!(err.contains("unsupported cipher suite"), "{err}");
+    }
+
+    #[test]
+    fn curves_are_chosen_by_go_name_in_order() {
+        let p = rustls::crypto::ring::default_provider();
+        let groups = key_exchange_groups(&p, &["CurveP384".into(), "X25519".into()]).unwrap();
+        let names: Vec<_> = groups.iter().map(|g| g.name()).collect();
+        assert_eq!(names, [NamedGroup::secp384r1, NamedGroup::X25519]);
+        let err = key_exchange_groups(&p, &["CurveP521".into()])
+            .err()
+            .unwrap();
+        assert!(err.contains("unsupported curve \"CurveP521\""), "{err}");
+    }
+
+    #[test]
+    fn max_version_below_min_version_is_refused() {
+        let tls = TlsConfig {
+            cert_pem: "x".into(),
+            key_pem: "y".into(),
+            min_version: TlsVersion::Tls13,
+            ..TlsConfig::default()
+        };
+        let err = server_config_with(&tls, Some(TlsVersion::Tls12), &[]).unwrap_err();
+        assert!(err.contains("max_version TLS12"), "{err}");
     }
 
     #[test]
