@@ -25,9 +25,9 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 #[test]
-fn archive_recovery_findings_stay_fixed() {
-    for (path, input) in inputs("archive_recovery") {
+fn segment_log_findings_stay_fixed() {
+    for (path, input) in inputs("segment_log") {
         eprintln!("{}", path.display());
-        pyroscope_relay::fuzzing::archive_recovery(&input);
+        pyroscope_relay::fuzzing::segment_log_recovery(&input);
     }
 }

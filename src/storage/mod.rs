@@ -49,6 +49,8 @@
 mod positions;
 mod reader;
 mod record;
+#[cfg(test)]
+mod recovery_tests;
 mod segment;
 mod table;
 mod writer;
@@ -484,12 +486,15 @@ fn load(
     let mut active = None;
     let mut recovery = Recovery::default();
     let count = segments.len();
+    // Readers find records by id, so ids must increase across segments
+    // too: a record not above every id before it is damage.
+    let mut last_id = None;
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let last = i + 1 == count;
         let mut seg_count = 0;
         let (mut min_arrival, mut max_arrival) = (i64::MAX, i64::MIN);
         let mut max_id = None;
-        let scan = segment::scan(&path, magic, last, |r| {
+        let scan = segment::scan(&path, magic, last, last_id, |r| {
             seg_count += 1;
             min_arrival = min_arrival.min(r.head.arrival_nanos);
             max_arrival = max_arrival.max(r.head.arrival_nanos);
@@ -530,6 +535,7 @@ fn load(
         };
         table.disk_bytes += disk;
         table.next_id = table.next_id.max(first).max(max_id.map_or(0, |id| id + 1));
+        last_id = last_id.max(max_id);
         table.segments.insert(
             first,
             table::Segment {
