@@ -17,7 +17,7 @@
 use std::fmt;
 
 use crate::config::{BlockDecoder, DecodeBlock, Secret};
-use crate::receive_http::{ClientAuth, TlsConfig, TlsVersion};
+use crate::receive_http::{TlsConfig, TlsVersion};
 
 /// The decoded `http` block.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -89,37 +89,11 @@ impl DecodeBlock for AdminTls {
         if d.block::<Refused>("windows_certificate_filter").is_some() {
             d.error("windows_certificate_filter is only available on Windows");
         }
-        let client_auth_type = match d.optional::<String>("client_auth_type") {
-            None => ClientAuth::default(),
-            Some(name) => ClientAuth::parse(&name).unwrap_or_else(|| {
-                d.error(format!(
-                    "invalid client_auth_type {name:?}: expected one of {}",
-                    ClientAuth::NAMES
-                ));
-                ClientAuth::default()
-            }),
-        };
-        let min_version = version(d, "min_version").unwrap_or_default();
+        let cipher_suites = d.attr("cipher_suites", Vec::new());
+        let base = crate::receive_http::decode_tls(d, cipher_suites);
         let max_version = version(d, "max_version");
-        if max_version == Some(TlsVersion::Tls12) && min_version == TlsVersion::Tls13 {
+        if max_version == Some(TlsVersion::Tls12) && base.min_version == TlsVersion::Tls13 {
             d.error("max_version is older than min_version");
-        }
-        let base = TlsConfig {
-            cert_pem: d.attr("cert_pem", String::new()),
-            cert_file: d.attr("cert_file", String::new()),
-            key_pem: d
-                .optional::<Secret>("key_pem")
-                .map(|s| s.expose().to_owned())
-                .unwrap_or_default(),
-            key_file: d.attr("key_file", String::new()),
-            client_ca_pem: d.attr("client_ca_pem", String::new()),
-            client_ca_file: d.attr("client_ca_file", String::new()),
-            client_auth_type,
-            min_version,
-            cipher_suites: d.attr("cipher_suites", Vec::new()),
-        };
-        for problem in base.problems() {
-            d.error(problem);
         }
         AdminTls {
             base,
