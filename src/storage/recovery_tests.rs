@@ -36,7 +36,8 @@ fn open(dir: &Path) -> (Log, Vec<u64>, Recovery) {
     (log, ids, recovery)
 }
 
-/// Found by the `segment_log` fuzz target (docs/fuzzing.md): ids were
+/// The `archive_recovery` fuzz finding, carried over to the log (see
+/// docs/fuzzing.md): ids were
 /// checked within a segment but not across segments, so a later segment
 /// could hand over ids at or below an earlier one's (readers find records
 /// by id), and an id of `u64::MAX` overflowed the next id.
