@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::storage::{
-    Control, Log, LogOptions, Magic, Owner, PREFIX, SyncPolicy, Written, checksum,
+    Control, Log, LogOptions, Magic, Owner, PREFIX, StorageError, SyncPolicy, Written, checksum,
 };
 
 /// Options the segment-log target reads from the first byte of its input.
 const FIX_CHECKSUMS: u8 = 1;
 const READ_ONLY: u8 = 2;
 const TWO_SEGMENTS: u8 = 4;
+
+/// The first id in the active segment's name (the sealed one's is 1).
+const ACTIVE_SEGMENT: u64 = 1 << 20;
 
 /// The archive's segment magic, so that real archive segments are seeds.
 const MAGIC: Magic = crate::archive::record::MAGIC;
@@ -123,9 +126,14 @@ fn read_back(log: &Log, recovered: &[Place]) {
             "recovered id {id} after {last:?}"
         );
         last = Some(id);
-        let record = log
-            .read_record(segment, offset)
-            .unwrap_or_else(|e| panic!("recovered record {id} does not read back: {e}"));
+        // Sealed segments are synced whole before the next one starts, so
+        // recovery reads only their headers and a reader checks the
+        // checksum: there a damaged record is an error, not a finding.
+        let record = match log.read_record(segment, offset) {
+            Ok(record) => record,
+            Err(StorageError::Corrupt(_)) if segment != ACTIVE_SEGMENT => continue,
+            Err(e) => panic!("recovered record {id} does not read back: {e}"),
+        };
         assert_eq!(record.head().id, id, "record at {segment}:{offset}");
         assert_eq!(record.body().len() as u64, record.prefix.body_len());
     }
