@@ -14,8 +14,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = is_gzip(input);
     match gunzip_limited(input, limit) {
         Ok(out) => {
-            assert!(out.len() <= limit, "{} bytes out of a {limit} limit", out.len());
-            assert_eq!(gunzip_limited(&gzip(&out), limit).ok().as_deref(), Some(&out[..]));
+            assert!(
+                out.len() <= limit,
+                "{} bytes out of a {limit} limit",
+                out.len()
+            );
+            assert_eq!(
+                gunzip_limited(&gzip(&out), limit).ok().as_deref(),
+                Some(&out[..])
+            );
         }
         Err(err) => {
             let _ = err.to_string();

@@ -2,7 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pyroscope_relay::codec::labelset::{SERVICE_NAME_LABEL, normalized, parse, validate_service_name};
+use pyroscope_relay::codec::labelset::{
+    SERVICE_NAME_LABEL, normalized, parse, validate_service_name,
+};
 
 fuzz_target!(|name: &str| {
     let Ok(labels) = parse(name) else { return };
@@ -14,6 +16,10 @@ fuzz_target!(|name: &str| {
         .all(|l| !l.value.contains([',', '}']) && !l.name.contains([',', '}', '=', '{']));
     if delimiter_free && validate_service_name(service).is_ok() {
         let rendered = normalized(&labels);
-        assert_eq!(parse(&rendered).as_ref(), Ok(&labels), "re-parsing {rendered:?}");
+        assert_eq!(
+            parse(&rendered).as_ref(),
+            Ok(&labels),
+            "re-parsing {rendered:?}"
+        );
     }
 });

@@ -9,9 +9,9 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use pyroscope_relay::codec::compress::gunzip_limited;
+use pyroscope_relay::codec::decode_push;
 use pyroscope_relay::codec::push_encode::{SeriesRef, encode_push_request};
 use pyroscope_relay::codec::{Codec, encode_push, envelope, series_from_proto, series_to_proto};
-use pyroscope_relay::codec::decode_push;
 
 /// The receiver's default body limit is far larger; a small one keeps each
 /// run fast and is what limits are for.
@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let enveloped = selector & 3 != 0;
-    let codec = if selector & 4 != 0 { Codec::Json } else { Codec::Proto };
+    let codec = if selector & 4 != 0 {
+        Codec::Json
+    } else {
+        Codec::Proto
+    };
     let gzipped = selector & 8 != 0;
     let body = Bytes::copy_from_slice(body);
 
@@ -59,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
     let refs: Vec<SeriesRef<'_>> = series
         .iter()
         .map(|s| SeriesRef {
-            labels: s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect(),
+            labels: s
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect(),
             samples: s.samples.iter().collect(),
         })
         .collect();

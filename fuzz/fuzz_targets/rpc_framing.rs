@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(framed, body, "re-framing a parsed message");
     }
     if let Ok(frames) = envelope::split_frames(&body, max_len) {
-        let total: usize = frames.iter().map(|(_, f)| envelope::PREFIX_LEN + f.len()).sum();
+        let total: usize = frames
+            .iter()
+            .map(|(_, f)| envelope::PREFIX_LEN + f.len())
+            .sum();
         assert_eq!(total, body.len(), "frames cover the body");
         for (flags, payload) in frames {
             if flags & envelope::FLAG_TRAILERS != 0 {
