@@ -246,6 +246,10 @@ fn check_explains_an_invalid_http_block() {
     assert!(!ok);
     assert!(text.contains("password"), "{text}");
 
+    let (ok, text) = check("http \"admin\" {}\n");
+    assert!(!ok);
+    assert!(text.contains("block \"http\" takes no label"), "{text}");
+
     let (ok, text) = check("http {}\nhttp {}\n");
     assert!(!ok);
     assert!(

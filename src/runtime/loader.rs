@@ -314,6 +314,12 @@ fn collect_once<T: DecodeBlock>(
             ));
             continue;
         }
+        if let Some(span) = block.label_span {
+            diags.push(Diagnostic::new(
+                span,
+                format!("block \"{name}\" takes no label"),
+            ));
+        }
         let mut d = BlockDecoder::new(&block.body, block.name_span, &scope, diags);
         let config = T::decode(&mut d);
         d.finish();
