@@ -8,13 +8,12 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
-use support::{Relay, check};
+use rustls::pki_types::ServerName;
+use support::{Relay, check, tls_client_config};
 
 /// A component, so the config is a realistic one; it sends nothing.
 const WRITER: &str = "pyroscope.write \"w\" {\n  endpoint { url = \"http://127.0.0.1:9\" }\n}\n";
@@ -76,20 +75,8 @@ fn plain(relay: &Relay, method: &str, path: &str, auth: Option<&str>) -> Answer 
 fn tls(relay: &Relay, ca: &[u8], method: &str, path: &str, auth: Option<&str>) -> Answer {
     let tcp = TcpStream::connect(&relay.admin).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn = rustls::ClientConnection::new(client_config(ca), localhost()).unwrap();
+    let conn = rustls::ClientConnection::new(tls_client_config(ca), localhost()).unwrap();
     exchange(rustls::StreamOwned::new(conn, tcp), method, path, auth)
-}
-
-fn client_config(ca_der: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
 }
 
 fn localhost() -> ServerName<'static> {
