@@ -24,6 +24,10 @@ cargo clippy --all-targets -- -D warnings
 echo "== unit and integration tests"
 cargo test --no-fail-fast
 
+echo "== fuzz targets, 15 s each, so a regression in a parser is caught (docs/fuzzing.md)"
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+bash fuzz/run.sh 15
+
 echo "== README quickstart, exactly as written"
 bash scripts/quickstart-test.sh
 

@@ -271,13 +271,15 @@ async fn run(args: RunArgs) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let admin_task = tokio::spawn(admin.serve(admin_stopped));
-
+    // The admin server answers only once the config is loaded, so that no
+    // request gets past an `http` block's TLS and authentication before
+    // they apply; connections made meanwhile wait in the listen backlog.
     if let Err(e) = runtime.reload().await {
         eprintln!("error: loading {}:\n{e}", runtime.config_source());
         runtime.shutdown().await;
         return ExitCode::FAILURE;
     }
+    let admin_task = tokio::spawn(admin.serve(admin_stopped));
     tracing::info!(
         admin = %admin_addr,
         config = %runtime.config_source(),

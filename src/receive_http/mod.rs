@@ -129,7 +129,9 @@ pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
+pub(crate) use config::decode_tls;
 pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
+pub(crate) use tls::server_config_with as tls_server_config;
 
 use crate::runtime::Health;
 use metrics::ComponentMetrics;

@@ -90,7 +90,6 @@ const ALLOY_CONFIG_BLOCKS: &[&str] = &[
     "declare",
     "export",
     "foreach",
-    "http",
     "livedebugging",
     "remotecfg",
     "tracing",
