@@ -86,8 +86,9 @@ pub struct DebuginfoUpload {
     pub gnu_build_id: String,
     pub body: UploadBody,
     pub forwarded_headers: Arc<[(HeaderName, HeaderValue)]>,
-    /// receive_http's `debug_info_upload_timeout`, from the request's start.
-    pub deadline: Instant,
+    /// receive_http's `debug_info_upload_timeout` from the request's start
+    /// (none when it is zero).
+    pub deadline: Option<Instant>,
 }
 
 /// Why an upload failed downstream.

@@ -113,6 +113,7 @@ mod body;
 mod clock;
 mod config;
 mod conn;
+mod debuginfo;
 mod forward;
 mod ingest;
 mod metrics;
@@ -129,7 +130,7 @@ pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
-pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
+pub use metrics::{ConnLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels};
 
 use crate::runtime::Health;
 use metrics::ComponentMetrics;

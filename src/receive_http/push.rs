@@ -1,7 +1,8 @@
 //! `POST /push.v1.PusherService/Push` in Connect, gRPC and gRPC-Web: one
 //! path from headers to receivers, differing only in where the timeout
 //! and compression are named, whether the message is framed, and how the
-//! answer is shaped (`reply`).
+//! answer is shaped (`reply`). The debuginfo unary calls reuse its header,
+//! body and envelope handling (`debuginfo`).
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
@@ -21,17 +22,17 @@ use crate::pipeline::{Labels, Payload, Profile};
 /// How many label sets an error message names before "and N more".
 const DESCRIBED_SERIES: usize = 3;
 
-/// A push that failed, with the code to answer with.
+/// A push (or debuginfo call) that failed, with the code to answer with.
 #[derive(Debug)]
-struct RpcError {
-    code: Code,
-    message: String,
+pub(super) struct RpcError {
+    pub code: Code,
+    pub message: String,
     /// The request body was not read to its end.
-    body_unread: bool,
+    pub body_unread: bool,
 }
 
 impl RpcError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -76,7 +77,7 @@ where
     }
 }
 
-fn protocol_label(protocol: Protocol) -> &'static str {
+pub(super) fn protocol_label(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Connect => "connect",
         Protocol::Grpc => "grpc",
@@ -145,7 +146,7 @@ where
 }
 
 /// The caller's deadline header, as a duration from now.
-fn caller_timeout(
+pub(super) fn caller_timeout(
     protocol: Protocol,
     headers: &HeaderMap,
 ) -> Result<Option<std::time::Duration>, CodecError> {
@@ -161,7 +162,10 @@ fn caller_timeout(
 
 /// The compression the request names: `Content-Encoding` for the whole
 /// Connect body, `grpc-encoding` for gRPC messages flagged compressed.
-fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compression, CodecError> {
+pub(super) fn request_compression(
+    protocol: Protocol,
+    headers: &HeaderMap,
+) -> Result<Compression, CodecError> {
     let name = match protocol {
         Protocol::Connect => http::header::CONTENT_ENCODING.as_str(),
         Protocol::Grpc | Protocol::GrpcWeb => "grpc-encoding",
@@ -173,7 +177,7 @@ fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compre
 }
 
 /// The bare, uncompressed message of the body.
-fn unwrap_message(
+pub(super) fn unwrap_message(
     protocol: Protocol,
     compression: Compression,
     body: Bytes,
@@ -199,7 +203,7 @@ fn unwrap_message(
     )?))
 }
 
-fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
+pub(super) fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
     let code = match err {
         BodyError::TooLarge { .. } => Code::ResourceExhausted,
         BodyError::TimedOut => Code::DeadlineExceeded,
@@ -239,7 +243,7 @@ fn describe(first: &[Labels], total: usize) -> String {
     described.join(", ")
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

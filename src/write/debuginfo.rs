@@ -164,7 +164,8 @@ async fn unary_answer(ep: &Endpoint, response: Response<Incoming>) -> Result<Byt
 
 async fn upload_file(ep: &Endpoint, upload: DebuginfoUpload) -> Result<(), UploadError> {
     let started = Instant::now();
-    let deadline = upload.deadline.min(started + ep.debug_info_upload_timeout);
+    let own = started + ep.debug_info_upload_timeout;
+    let deadline = upload.deadline.map_or(own, |d| d.min(own));
     let path = format!("{DEBUGINFO_SERVICE_PREFIX}Upload/{}", upload.gnu_build_id);
     let uri = ep.procedure_uri(&path).map_err(UploadError::Failed)?;
     let mut headers = headers::assemble(&ep.configured_headers, &upload.forwarded_headers);
