@@ -86,9 +86,6 @@ pub struct DebuginfoUpload {
     pub gnu_build_id: String,
     pub body: UploadBody,
     pub forwarded_headers: Arc<[(HeaderName, HeaderValue)]>,
-    /// receive_http's `debug_info_upload_timeout` from the request's start
-    /// (none when it is zero).
-    pub deadline: Option<Instant>,
 }
 
 /// Why an upload failed downstream.
@@ -97,7 +94,7 @@ pub enum UploadError {
     /// The backend answered, with a status other than 200.
     #[error("upload: HTTP {status} (duration {elapsed:?})")]
     Status { status: u16, elapsed: Duration },
-    /// `debug_info_upload_timeout` (the endpoint's or receive_http's)
+    /// A `debug_info_upload_timeout` (the endpoint's, or receive_http's)
     /// passed before the backend answered.
     #[error("upload timed out after {0:?}")]
     TimedOut(Duration),
@@ -114,6 +111,7 @@ pub trait DebuginfoTarget: Send + Sync + 'static {
     /// call's codec; `Err` carries the backend's Connect code.
     fn call(&self, call: DebuginfoCall) -> BoxFuture<'_, Result<Bytes, AppendError>>;
 
-    /// Streams an upload to the backend; `Ok` when it answered 200.
+    /// Streams an upload to the backend; `Ok` when it answered 200. The
+    /// caller bounds it in time with its own timeout too.
     fn upload(&self, upload: DebuginfoUpload) -> BoxFuture<'_, Result<(), UploadError>>;
 }

@@ -48,6 +48,10 @@ use crate::pipeline::{
 /// Alloy's words when no `forward_to` leads to a debuginfo target.
 const NO_TARGET: &str = "no downstream endpoints available";
 const UPLOAD_METHOD: &str = "Upload";
+/// What is read of an upload the relay refuses before passing it on (Go's
+/// server reads up to 256 KiB of an unread body, for the same reason).
+const DISCARD_MAX_BYTES: usize = 1 << 20;
+const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a path under the service prefix names.
 #[derive(Debug, PartialEq, Eq)]
@@ -230,14 +234,15 @@ where
     B::Error: StdError + Send + Sync + 'static,
 {
     let settings = app.settings();
+    let (parts, body) = request.into_parts();
     let Some(target) = first_debuginfo_target(&settings.forward_to) else {
         app.metrics.debuginfo_call(UPLOAD_METHOD, false);
         tracing::warn!(gnu_build_id, "debuginfo upload: {NO_TARGET}");
+        let read_all = discard_briefly(body).await;
         let response = reply::plain(StatusCode::SERVICE_UNAVAILABLE, format!("{NO_TARGET}\n"));
-        return upload_outcome(response, true);
+        return upload_outcome(response, !read_all);
     };
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
     let progress = Arc::new(Progress::default());
     let relayed = Relayed {
         inner: body,
@@ -249,7 +254,6 @@ where
         gnu_build_id: gnu_build_id.clone(),
         body: UploadBody::new(relayed),
         forwarded_headers: forwarded_headers(&parts.headers, &settings.forward_headers),
-        deadline,
     };
     let result = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, target.upload(upload))
@@ -281,6 +285,32 @@ where
         }
     };
     upload_outcome(response, ended != BODY_COMPLETE)
+}
+
+/// Reads and drops what is left of a body the relay will not pass on, up
+/// to [`DISCARD_MAX_BYTES`] within [`DISCARD_MAX_TIME`], as Go's server does
+/// before answering: a client still writing a small body then reads the
+/// answer instead of failing its write on a closed connection. Whether the
+/// body was read to its end.
+async fn discard_briefly<B>(mut body: B) -> bool
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
+    let reading = async {
+        let mut read: usize = 0;
+        while read <= DISCARD_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                Some(Err(_)) => return false,
+                None => return true,
+            }
+        }
+        false
+    };
+    tokio::time::timeout(DISCARD_MAX_TIME, reading)
+        .await
+        .unwrap_or(false)
 }
 
 fn upload_outcome(response: HttpResponse, body_unread: bool) -> Outcome {

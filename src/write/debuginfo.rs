@@ -12,7 +12,8 @@
 //!   backend's Connect error comes back with its code and message.
 //! - Upload: a POST of the streamed body to
 //!   `<url>/debuginfo.v1alpha1.DebuginfoService/Upload/<gnu_build_id>`,
-//!   bounded by the endpoint's `debug_info_upload_timeout` and receive_http's.
+//!   bounded by the endpoint's `debug_info_upload_timeout` (receive_http
+//!   bounds it by its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,8 +165,7 @@ async fn unary_answer(ep: &Endpoint, response: Response<Incoming>) -> Result<Byt
 
 async fn upload_file(ep: &Endpoint, upload: DebuginfoUpload) -> Result<(), UploadError> {
     let started = Instant::now();
-    let own = started + ep.debug_info_upload_timeout;
-    let deadline = upload.deadline.map_or(own, |d| d.min(own));
+    let timeout = ep.debug_info_upload_timeout;
     let path = format!("{DEBUGINFO_SERVICE_PREFIX}Upload/{}", upload.gnu_build_id);
     let uri = ep.procedure_uri(&path).map_err(UploadError::Failed)?;
     let mut headers = headers::assemble(&ep.configured_headers, &upload.forwarded_headers);
@@ -196,9 +196,9 @@ async fn upload_file(ep: &Endpoint, upload: DebuginfoUpload) -> Result<(), Uploa
             }
         }
     };
-    match tokio::time::timeout_at(deadline, run).await {
+    match tokio::time::timeout(timeout, run).await {
         Ok(result) => result,
-        Err(_) => Err(UploadError::TimedOut(deadline - started)),
+        Err(_) => Err(UploadError::TimedOut(timeout)),
     }
 }
 
