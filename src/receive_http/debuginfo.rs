@@ -48,8 +48,7 @@ use crate::pipeline::{
 /// Alloy's words when no `forward_to` leads to a debuginfo target.
 const NO_TARGET: &str = "no downstream endpoints available";
 const UPLOAD_METHOD: &str = "Upload";
-/// What is read of an upload the relay refuses before passing it on (Go's
-/// server reads up to 256 KiB of an unread body, for the same reason).
+/// What is read of an upload the relay refuses before passing it on.
 const DISCARD_MAX_BYTES: usize = 1 << 20;
 const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -288,10 +287,10 @@ where
 }
 
 /// Reads and drops what is left of a body the relay will not pass on, up
-/// to [`DISCARD_MAX_BYTES`] within [`DISCARD_MAX_TIME`], as Go's server does
-/// before answering: a client still writing a small body then reads the
-/// answer instead of failing its write on a closed connection. Whether the
-/// body was read to its end.
+/// to [`DISCARD_MAX_BYTES`] within [`DISCARD_MAX_TIME`], before answering:
+/// a client still writing a small body then reads the answer instead of
+/// failing its write on a closed connection (Go's server drains up to
+/// 256 KiB for the same reason). Whether the body was read to its end.
 async fn discard_briefly<B>(mut body: B) -> bool
 where
     B: Body<Data = Bytes> + Unpin,
