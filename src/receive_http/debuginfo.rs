@@ -20,8 +20,8 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -68,10 +68,19 @@ impl DebuginfoRoute {
             return Self::Unary(method);
         }
         match rest.strip_prefix("Upload/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => Self::Upload(id.to_owned()),
+            Some(id) if is_path_segment(id) => Self::Upload(id.to_owned()),
             _ => Self::Unknown,
         }
     }
+}
+
+/// Whether `id` is one path segment once decoded, as Alloy's router needs
+/// it to be (it matches decoded paths, after cleaning `.` and `..` away):
+/// so that the id, passed on as received, names the same file downstream
+/// and cannot climb out of the backend's upload path.
+fn is_path_segment(id: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    !matches!(&*decoded, "" | "." | "..") && !decoded.contains('/')
 }
 
 pub(super) async fn handle<B>(
@@ -275,10 +284,11 @@ where
                 UploadError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
                 UploadError::Status { .. } | UploadError::Failed(_) => StatusCode::BAD_GATEWAY,
             };
-            let text = if status == StatusCode::BAD_REQUEST {
-                format!("failed to read the request body: {err}\n")
-            } else {
-                format!("downstream upload: {err}\n")
+            let text = match progress.read_error.get() {
+                Some(read) if status == StatusCode::BAD_REQUEST => {
+                    format!("failed to read the request body: {read}\n")
+                }
+                _ => format!("downstream upload: {err}\n"),
             };
             reply::plain(status, text)
         }
@@ -328,6 +338,8 @@ struct Progress {
     bytes: AtomicU64,
     /// 0 while reading, then [`BODY_COMPLETE`] or [`BODY_FAILED`].
     ended: AtomicU8,
+    /// Why the client's body could not be read, for the answer.
+    read_error: OnceLock<String>,
 }
 
 /// The client's body as the backend's request body: data frames pass
@@ -363,6 +375,7 @@ where
                     Err(_) => continue,
                 },
                 Some(Err(err)) => {
+                    let _ = this.progress.read_error.set(err.to_string());
                     this.progress.ended.store(BODY_FAILED, Ordering::Release);
                     return Poll::Ready(Some(Err(Box::new(err))));
                 }
@@ -400,7 +413,18 @@ mod tests {
             Unary(DebuginfoMethod::UploadFinished)
         );
         assert_eq!(DebuginfoRoute::of("Upload/abc01"), Upload("abc01".into()));
-        for unknown in ["Upload", "Upload/", "Upload/a/b", "ListDebuginfo", ""] {
+        assert_eq!(DebuginfoRoute::of("Upload/a%20b"), Upload("a%20b".into()));
+        let unknown = [
+            "Upload",
+            "Upload/",
+            "Upload/a/b",
+            "Upload/..",
+            "Upload/%2E%2E",
+            "Upload/a%2Fb",
+            "ListDebuginfo",
+            "",
+        ];
+        for unknown in unknown {
             assert_eq!(DebuginfoRoute::of(unknown), Unknown, "{unknown}");
         }
     }

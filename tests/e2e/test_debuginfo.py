@@ -16,6 +16,7 @@ arrives:
   `debug_info_upload_timeout`, and the backend never sees it complete; an
   upload slower than `server_read_timeout` still succeeds."""
 
+import socket
 import time
 import urllib.request
 
@@ -269,3 +270,30 @@ def test_wrong_methods_and_unknown_paths(harness):
     assert status("POST", "Upload/") == 404
     assert status("POST", "Upload/a/b") == 404
     assert backend.calls == [] and backend.uploads == []
+
+
+def test_a_broken_client_body_is_a_400_and_never_completes_downstream(harness):
+    h = harness
+    backend = debuginfo_backend(h)
+    relay, base = start(h, backend)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            f"POST /debuginfo.v1alpha1.DebuginfoService/Upload/{BUILD_ID} HTTP/1.1\r\n"
+            "Host: relay\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + b"10\r\n" + b"x" * 16 + b"\r\n"
+            + b"zz\r\n"  # not a chunk size
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"\n"):
+            piece = s.recv(4096)
+            if not piece:
+                break
+            answer += piece
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert body.startswith(b"failed to read the request body: "), answer
+    assert b"connection: close" in head.lower(), answer
+    [upload] = backend.wait_uploads_settled()
+    assert not upload.complete, upload
+    assert calls(relay, "Upload", "failure") == 1
