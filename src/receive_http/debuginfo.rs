@@ -39,7 +39,7 @@ use crate::codec::Code;
 use crate::codec::proto::debuginfo::v1alpha1::{
     ShouldInitiateUploadRequest, UploadFinishedRequest,
 };
-use crate::codec::rpc::{Codec, Protocol, classify};
+use crate::codec::rpc::{Codec, Protocol};
 use crate::pipeline::{
     DebuginfoCall, DebuginfoMethod, DebuginfoUpload, UploadBody, UploadError,
     first_debuginfo_target,
@@ -117,32 +117,11 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let Some((protocol, codec)) = content_type.and_then(classify) else {
+    let Some((protocol, codec)) = push::rpc_kind(request.headers()) else {
         return Outcome::new(reply::unsupported_media_type(), "debuginfo", "http");
     };
-    let (response, status, body_unread) = match relay_call(
-        method, protocol, codec, request, app, deadlines,
-    )
-    .await
-    {
-        Ok(message) => (reply::rpc_message(protocol, codec, message), "ok", false),
-        Err(err) => {
-            tracing::debug!(method = method.name(), code = err.code.name(), message = %err.message, "debuginfo call failed");
-            let response = reply::rpc_error(protocol, codec, err.code, &err.message);
-            (response, err.code.name(), err.body_unread)
-        }
-    };
-    Outcome {
-        response,
-        route: "debuginfo",
-        protocol: push::protocol_label(protocol),
-        status: status.to_owned(),
-        body_unread,
-    }
+    let result = relay_call(method, protocol, codec, request, app, deadlines).await;
+    push::rpc_outcome("debuginfo", protocol, codec, result)
 }
 
 async fn relay_call<B>(

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::body::{self, BodyError};
 use super::forward::{self, Failures};
-use super::reply::{self, HttpResponse};
+use super::reply;
 use super::router::{App, Deadlines, Outcome};
 use crate::codec::compress::{self, Compression};
-use crate::codec::push::{decode_push, series_from_proto};
+use crate::codec::push::{decode_push, encode_push_response, series_from_proto};
 use crate::codec::rpc::{Codec, Protocol, classify};
 use crate::codec::{Code, CodecError, envelope, timeout};
 use crate::pipeline::{Labels, Payload, Profile};
@@ -52,32 +52,50 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let Some((protocol, codec)) = content_type.and_then(classify) else {
+    let Some((protocol, codec)) = rpc_kind(request.headers()) else {
         return Outcome::new(reply::unsupported_media_type(), "push", "http");
     };
     let result = serve(protocol, codec, request, app, deadlines).await;
-    let (response, status, body_unread): (HttpResponse, &'static str, bool) = match result {
-        Ok(()) => (reply::rpc_ok(protocol, codec), "ok", false),
+    rpc_outcome(
+        "push",
+        protocol,
+        codec,
+        result.map(|()| encode_push_response(codec)),
+    )
+}
+
+/// The protocol and codec a unary RPC request's `Content-Type` names.
+pub(super) fn rpc_kind(headers: &HeaderMap) -> Option<(Protocol, Codec)> {
+    let content_type = headers.get(http::header::CONTENT_TYPE)?;
+    classify(content_type.to_str().ok()?)
+}
+
+/// The answer to a unary RPC on `route`: the response message (already in
+/// `codec`), or the error in the protocol's form.
+pub(super) fn rpc_outcome(
+    route: &'static str,
+    protocol: Protocol,
+    codec: Codec,
+    result: Result<Bytes, RpcError>,
+) -> Outcome {
+    let (response, status, body_unread) = match result {
+        Ok(message) => (reply::rpc_message(protocol, codec, message), "ok", false),
         Err(err) => {
-            tracing::debug!(code = err.code.name(), message = %err.message, "push failed");
+            tracing::debug!(route, code = err.code.name(), message = %err.message, "RPC failed");
             let response = reply::rpc_error(protocol, codec, err.code, &err.message);
             (response, err.code.name(), err.body_unread)
         }
     };
     Outcome {
         response,
-        route: "push",
+        route,
         protocol: protocol_label(protocol),
         status: status.to_owned(),
         body_unread,
     }
 }
 
-pub(super) fn protocol_label(protocol: Protocol) -> &'static str {
+fn protocol_label(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Connect => "connect",
         Protocol::Grpc => "grpc",

@@ -14,7 +14,6 @@ use http_body::{Body, Frame, SizeHint};
 use crate::codec::Code;
 use crate::codec::connect_error;
 use crate::codec::envelope;
-use crate::codec::push::encode_push_response;
 use crate::codec::rpc::{self, Codec, Protocol};
 
 /// Longest status message sent in a `grpc-message` header, before
@@ -127,11 +126,6 @@ pub(super) fn unsupported_media_type() -> HttpResponse {
         HeaderValue::from_static(rpc::ACCEPTED_CONTENT_TYPES),
     );
     response
-}
-
-/// The successful answer to a push: an empty `PushResponse`.
-pub(super) fn rpc_ok(protocol: Protocol, codec: Codec) -> HttpResponse {
-    rpc_message(protocol, codec, encode_push_response(codec))
 }
 
 /// A successful unary answer carrying `message`, already in `codec`.
