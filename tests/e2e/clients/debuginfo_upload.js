@@ -8,19 +8,21 @@
 //
 //   node debuginfo_upload.js '{"baseUrl": "http://127.0.0.1:P", "mode": MODE,
 //       "buildId": "...", "name": "libfoo.so", "size": BYTES,
-//       "chunked": true, "stallAfter": BYTES, "stallMs": MS,
+//       "chunked": true, "h2": false, "stallAfter": BYTES, "stallMs": MS,
 //       "headers": {...}, "timeoutMs": 10000}'
 //
 // MODE: connect-proto | connect-json (HTTP/1.1), grpc (h2c), grpcweb
 // (HTTP/1.1). The file is `size` random bytes made while sending, 1 MiB at
 // a time, honouring back-pressure; its SHA-256 is printed. `chunked` leaves
 // out Content-Length (what Go's client does for the profiler's section
-// reader). With `stallAfter`, sending pauses for `stallMs` after that many
+// reader). `h2` uploads over cleartext HTTP/2 (prior knowledge) instead of
+// HTTP/1.1. With `stallAfter`, sending pauses for `stallMs` after that many
 // bytes, then goes on unless the relay answered meanwhile. `ms` is how long
 // the upload took to its answer.
 'use strict';
 const crypto = require('node:crypto');
 const http = require('node:http');
+const http2 = require('node:http2');
 const path = require('node:path');
 const { createClient, ConnectError, Code } = require('@connectrpc/connect');
 const {
@@ -55,7 +57,15 @@ function upload() {
     const url = new URL(`/debuginfo.v1alpha1.DebuginfoService/Upload/${args.buildId}`, args.baseUrl);
     const headers = { ...(args.headers || {}), 'content-type': 'application/octet-stream' };
     if (!args.chunked) headers['content-length'] = String(args.size);
-    const req = http.request(url, { method: 'POST', headers, agent: false });
+    let session = null;
+    let req;
+    if (args.h2) {
+      session = http2.connect(url.origin);
+      session.on('error', () => {});
+      req = session.request({ ':method': 'POST', ':path': url.pathname, ...headers });
+    } else {
+      req = http.request(url, { method: 'POST', headers, agent: false });
+    }
     const hash = crypto.createHash('sha256');
     const out = { sent: 0, answered: false };
     const started = Date.now();
@@ -63,14 +73,19 @@ function upload() {
     const finish = (result) => {
       if (finished) return;
       finished = true;
+      if (session) session.close();
       resolve({ ...result, sent: out.sent, sha256: hash.digest('hex'), ms: Date.now() - started });
     };
+    // HTTP/1.1 hands over a response stream; HTTP/2 the headers, with the
+    // request stream carrying the response body.
     req.on('response', (res) => {
       out.answered = true;
+      const status = args.h2 ? res[':status'] : res.statusCode;
+      const body = args.h2 ? req : res;
       const parts = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => finish({ status: res.statusCode, body: Buffer.concat(parts).toString() }));
-      res.on('error', (e) => finish({ status: res.statusCode, error: String(e) }));
+      body.on('data', (d) => parts.push(d));
+      body.on('end', () => finish({ status, body: Buffer.concat(parts).toString() }));
+      body.on('error', (e) => finish({ status, error: String(e) }));
     });
     req.on('error', (e) => finish({ status: 0, error: String(e) }));
     (async () => {
