@@ -3,9 +3,9 @@
 //! Receivers (`receive_http`) turn requests into a [`Profile`] and hand it to
 //! each [`Receiver`] in their `forward_to` list; senders (`write`), stages
 //! (`relabel`) and stores install an [`Appender`] behind their own
-//! `receiver` export. Nothing else crosses between components, which is
-//! where a durable queue can later sit, except the debug-info uploads of
-//! [`debuginfo`], which go to one [`DebuginfoTarget`] a receiver leads to.
+//! `receiver` export. Nothing else crosses between components but the
+//! eBPF profiler's debug-info uploads, which go to the one
+//! [`DebuginfoTarget`] a receiver leads to instead of fanning out.
 
 mod debuginfo;
 mod error;
