@@ -6,7 +6,11 @@
 use std::error::Error;
 
 const PROTO_ROOT: &str = "proto";
-const PROTO_FILES: [&str; 2] = ["push/v1/push.proto", "types/v1/types.proto"];
+const PROTO_FILES: [&str; 3] = [
+    "push/v1/push.proto",
+    "types/v1/types.proto",
+    "debuginfo/v1alpha1/debuginfo.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");

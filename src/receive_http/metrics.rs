@@ -31,7 +31,8 @@ pub struct ConnLabels {
 pub struct RequestLabels {
     pub component_id: String,
     pub component_path: String,
-    /// `ingest`, `push` or `other` (404/405 answers).
+    /// `ingest`, `push`, `debuginfo` (the unary calls), `debuginfo_upload`
+    /// or `other` (404/405 answers).
     pub route: String,
     /// `http` (ingest, other), `connect`, `grpc` or `grpc_web`.
     pub protocol: String,
@@ -48,6 +49,17 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of the debuginfo downstream call counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DebuginfoCallLabels {
+    pub component_id: String,
+    pub component_path: String,
+    /// `ShouldInitiateUpload`, `UploadFinished` or `Upload`.
+    pub method: String,
+    /// `success` or `failure`.
+    pub result: String,
+}
+
 /// The component's metric families, shared by every instance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +68,7 @@ pub struct Metrics {
     pub request_duration: Family<RequestLabels, Histogram>,
     pub received_bytes: Family<RouteLabels, Counter>,
     pub received_profiles: Family<RouteLabels, Counter>,
+    pub debuginfo_downstream_calls: Family<DebuginfoCallLabels, Counter>,
 }
 
 impl Metrics {
@@ -88,6 +101,12 @@ impl Metrics {
             "Profiles decoded and handed to forward_to (push samples; one per /ingest body).",
             metrics.received_profiles.clone(),
         );
+        registry.register(
+            "pyroscope_receive_http_debuginfo_downstream_calls",
+            "Total number of downstream debuginfo calls made by the receive_http proxy, \
+             labeled by method and result.",
+            metrics.debuginfo_downstream_calls.clone(),
+        );
         metrics
     }
 
@@ -101,6 +120,7 @@ impl Metrics {
             }),
             received_bytes: Family::default(),
             received_profiles: Family::default(),
+            debuginfo_downstream_calls: Family::default(),
         }
     }
 }
@@ -190,6 +210,21 @@ impl ComponentMetrics {
         if !received.iter().any(|(r, _, _)| r == route) {
             received.push(entry);
         }
+    }
+
+    /// Counts one relayed debuginfo call (Alloy counts a call that found
+    /// no downstream as a failure too). Rare, so not cached.
+    pub fn debuginfo_call(&self, method: &str, success: bool) {
+        let labels = DebuginfoCallLabels {
+            component_id: self.component_id.clone(),
+            component_path: "/".to_owned(),
+            method: method.to_owned(),
+            result: if success { "success" } else { "failure" }.to_owned(),
+        };
+        self.families
+            .debuginfo_downstream_calls
+            .get_or_create(&labels)
+            .inc();
     }
 
     /// Drops this component's connection gauges (the component is gone).

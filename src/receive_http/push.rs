@@ -1,7 +1,8 @@
 //! `POST /push.v1.PusherService/Push` in Connect, gRPC and gRPC-Web: one
 //! path from headers to receivers, differing only in where the timeout
 //! and compression are named, whether the message is framed, and how the
-//! answer is shaped (`reply`).
+//! answer is shaped (`reply`). The debuginfo unary calls reuse its header,
+//! body and envelope handling (`debuginfo`).
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
@@ -10,10 +11,10 @@ use tokio::time::Instant;
 
 use super::body::{self, BodyError};
 use super::forward::{self, Failures};
-use super::reply::{self, HttpResponse};
+use super::reply;
 use super::router::{App, Deadlines, Outcome};
 use crate::codec::compress::{self, Compression};
-use crate::codec::push::{decode_push, series_from_proto};
+use crate::codec::push::{decode_push, encode_push_response, series_from_proto};
 use crate::codec::rpc::{Codec, Protocol, classify};
 use crate::codec::{Code, CodecError, envelope, timeout};
 use crate::pipeline::{Labels, Payload, Profile};
@@ -21,17 +22,17 @@ use crate::pipeline::{Labels, Payload, Profile};
 /// How many label sets an error message names before "and N more".
 const DESCRIBED_SERIES: usize = 3;
 
-/// A push that failed, with the code to answer with.
+/// A push (or debuginfo call) that failed, with the code to answer with.
 #[derive(Debug)]
-struct RpcError {
-    code: Code,
-    message: String,
+pub(super) struct RpcError {
+    pub code: Code,
+    pub message: String,
     /// The request body was not read to its end.
-    body_unread: bool,
+    pub body_unread: bool,
 }
 
 impl RpcError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -51,25 +52,43 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let Some((protocol, codec)) = content_type.and_then(classify) else {
+    let Some((protocol, codec)) = rpc_kind(request.headers()) else {
         return Outcome::new(reply::unsupported_media_type(), "push", "http");
     };
     let result = serve(protocol, codec, request, app, deadlines).await;
-    let (response, status, body_unread): (HttpResponse, &'static str, bool) = match result {
-        Ok(()) => (reply::rpc_ok(protocol, codec), "ok", false),
+    rpc_outcome(
+        "push",
+        protocol,
+        codec,
+        result.map(|()| encode_push_response(codec)),
+    )
+}
+
+/// The protocol and codec a unary RPC request's `Content-Type` names.
+pub(super) fn rpc_kind(headers: &HeaderMap) -> Option<(Protocol, Codec)> {
+    let content_type = headers.get(http::header::CONTENT_TYPE)?;
+    classify(content_type.to_str().ok()?)
+}
+
+/// The answer to a unary RPC on `route`: the response message (already in
+/// `codec`), or the error in the protocol's form.
+pub(super) fn rpc_outcome(
+    route: &'static str,
+    protocol: Protocol,
+    codec: Codec,
+    result: Result<Bytes, RpcError>,
+) -> Outcome {
+    let (response, status, body_unread) = match result {
+        Ok(message) => (reply::rpc_message(protocol, codec, message), "ok", false),
         Err(err) => {
-            tracing::debug!(code = err.code.name(), message = %err.message, "push failed");
+            tracing::debug!(route, code = err.code.name(), message = %err.message, "RPC failed");
             let response = reply::rpc_error(protocol, codec, err.code, &err.message);
             (response, err.code.name(), err.body_unread)
         }
     };
     Outcome {
         response,
-        route: "push",
+        route,
         protocol: protocol_label(protocol),
         status: status.to_owned(),
         body_unread,
@@ -145,7 +164,7 @@ where
 }
 
 /// The caller's deadline header, as a duration from now.
-fn caller_timeout(
+pub(super) fn caller_timeout(
     protocol: Protocol,
     headers: &HeaderMap,
 ) -> Result<Option<std::time::Duration>, CodecError> {
@@ -161,7 +180,10 @@ fn caller_timeout(
 
 /// The compression the request names: `Content-Encoding` for the whole
 /// Connect body, `grpc-encoding` for gRPC messages flagged compressed.
-fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compression, CodecError> {
+pub(super) fn request_compression(
+    protocol: Protocol,
+    headers: &HeaderMap,
+) -> Result<Compression, CodecError> {
     let name = match protocol {
         Protocol::Connect => http::header::CONTENT_ENCODING.as_str(),
         Protocol::Grpc | Protocol::GrpcWeb => "grpc-encoding",
@@ -173,7 +195,7 @@ fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compre
 }
 
 /// The bare, uncompressed message of the body.
-fn unwrap_message(
+pub(super) fn unwrap_message(
     protocol: Protocol,
     compression: Compression,
     body: Bytes,
@@ -199,7 +221,7 @@ fn unwrap_message(
     )?))
 }
 
-fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
+pub(super) fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
     let code = match err {
         BodyError::TooLarge { .. } => Code::ResourceExhausted,
         BodyError::TimedOut => Code::DeadlineExceeded,
@@ -239,7 +261,7 @@ fn describe(first: &[Labels], total: usize) -> String {
     described.join(", ")
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
