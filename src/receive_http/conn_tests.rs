@@ -22,6 +22,7 @@ fn shared() -> Arc<ConnShared> {
             decompressed_limit: 1024,
         },
         ComponentMetrics::new("test", Arc::new(Metrics::unregistered())),
+        crate::receive_http::budget::RequestBudget::new(1 << 20),
     ));
     Arc::new(ConnShared {
         app,

@@ -110,6 +110,7 @@
 
 mod arguments;
 mod body;
+mod budget;
 mod clock;
 mod config;
 mod conn;
@@ -128,6 +129,9 @@ use std::sync::Arc;
 pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
+};
+pub use budget::{
+    OverBudget, RequestBudget, SMALL_REQUEST, default_limit as default_request_memory_limit,
 };
 pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
 
@@ -152,11 +156,13 @@ impl ReceiveHttp {
         component_id: &str,
         args: Arguments,
         metrics: Arc<Metrics>,
+        budget: Arc<RequestBudget>,
         health: Health,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
             ComponentMetrics::new(component_id, metrics),
+            budget,
         ));
         let mut component = ReceiveHttp {
             args,

@@ -3,12 +3,15 @@
 //! and compression are named, whether the message is framed, and how the
 //! answer is shaped (`reply`).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request};
 use http_body::Body;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::budget::RequestBudget;
 use super::forward::{self, Failures};
 use super::reply::{self, HttpResponse};
 use super::router::{App, Deadlines, Outcome};
@@ -102,13 +105,14 @@ where
 
     let read_deadline = earliest(deadlines.read, caller_deadline);
     let declared = body::content_length(&parts.headers);
-    let body = body::read_limited(body, declared, settings.body_limit, read_deadline)
+    let limit = settings.body_limit;
+    let body = body::read_limited(body, declared, limit, read_deadline, &app.budget)
         .await
         .map_err(|err| body_error(err, caller_deadline))?;
     app.metrics.received("push", body.len(), 0);
 
     let limit = usize::try_from(settings.decompressed_limit).unwrap_or(usize::MAX);
-    let message = unwrap_message(protocol, compression, body, &settings, limit)?;
+    let message = unwrap_message(protocol, compression, body, &settings, limit, &app.budget)?;
     let series = series_from_proto(decode_push(message, codec)?);
     let profiles: usize = series.iter().map(|s| s.samples.len()).sum();
     app.metrics.received("push", 0, profiles);
@@ -172,13 +176,16 @@ fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compre
     }
 }
 
-/// The bare, uncompressed message of the body.
+/// The bare, uncompressed message of the body. Decompressed output is
+/// reserved in the request memory budget as it grows; the compressed body
+/// is let go as soon as it is decompressed.
 fn unwrap_message(
     protocol: Protocol,
     compression: Compression,
     body: Bytes,
     settings: &super::router::Settings,
     decompressed_limit: usize,
+    budget: &Arc<RequestBudget>,
 ) -> Result<Bytes, CodecError> {
     let (compressed, message) = if protocol.is_enveloped() {
         let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
@@ -193,15 +200,16 @@ fn unwrap_message(
     if !compressed || message.is_empty() {
         return Ok(message);
     }
-    Ok(Bytes::from(compress::gunzip_limited(
-        &message,
-        decompressed_limit,
-    )?))
+    let mut reservation = budget.reservation();
+    let output = compress::gunzip_within(&message, decompressed_limit, |capacity| {
+        reservation.grow_to(capacity as u64).is_ok()
+    })?;
+    Ok(reservation.seal(output))
 }
 
 fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
     let code = match err {
-        BodyError::TooLarge { .. } => Code::ResourceExhausted,
+        BodyError::TooLarge { .. } | BodyError::OverBudget(_) => Code::ResourceExhausted,
         BodyError::TimedOut => Code::DeadlineExceeded,
         BodyError::Read(_) => Code::InvalidArgument,
     };

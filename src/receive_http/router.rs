@@ -11,6 +11,7 @@ use http_body::Body;
 use tokio::time::Instant;
 
 use super::arguments::{Arguments, forward_header_name};
+use super::budget::RequestBudget;
 use super::metrics::ComponentMetrics;
 use super::reply::{self, HttpResponse};
 use super::{ingest, push};
@@ -57,13 +58,16 @@ impl Settings {
 pub(super) struct App {
     settings: ArcSwap<Settings>,
     pub metrics: ComponentMetrics,
+    /// The process-wide request memory budget.
+    pub budget: Arc<RequestBudget>,
 }
 
 impl App {
-    pub fn new(settings: Settings, metrics: ComponentMetrics) -> Self {
+    pub fn new(settings: Settings, metrics: ComponentMetrics, budget: Arc<RequestBudget>) -> Self {
         Self {
             settings: ArcSwap::from_pointee(settings),
             metrics,
+            budget,
         }
     }
 
