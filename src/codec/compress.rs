@@ -89,16 +89,19 @@ pub fn is_gzip(data: &[u8]) -> bool {
 /// An empty input yields empty output: Connect forbids decompressing
 /// zero-length bodies, and an empty message is valid protobuf.
 pub fn gunzip_limited(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    gunzip_within(input, limit, |_| true)
+    gunzip_within(input, limit, |_, _| true)
 }
 
-/// [`gunzip_limited`], asking `may_grow_to(capacity)` before the output
-/// buffer is allocated or grown to `capacity` bytes; `false` stops with
-/// [`DecompressError::Refused`] before anything more is produced.
+/// [`gunzip_limited`], asking `may_grow(from, to)` before the output
+/// buffer is allocated (`from` 0) or grown from `from` to `to` bytes of
+/// capacity; `false` stops with [`DecompressError::Refused`] before
+/// anything more is produced. While a buffer grows both the old and the
+/// new allocation may exist (realloc copies), so an accurate account
+/// counts `from + to` until the next call or the end.
 pub fn gunzip_within(
     input: &[u8],
     limit: usize,
-    mut may_grow_to: impl FnMut(usize) -> bool,
+    mut may_grow: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<u8>, DecompressError> {
     if input.is_empty() {
         return Ok(Vec::new());
@@ -110,7 +113,7 @@ pub fn gunzip_within(
         .saturating_mul(4)
         .min(limit)
         .min(MAX_INITIAL_CAPACITY);
-    if !may_grow_to(initial) {
+    if !may_grow(0, initial) {
         return Err(DecompressError::Refused { capacity: initial });
     }
     let mut output = Vec::with_capacity(initial);
@@ -129,7 +132,7 @@ pub fn gunzip_within(
         if needed > output.capacity() {
             // Grow geometrically, but never past the limit.
             let target = needed.max(output.capacity().saturating_mul(2)).min(limit);
-            if !may_grow_to(target) {
+            if !may_grow(output.capacity(), target) {
                 return Err(DecompressError::Refused { capacity: target });
             }
             output.reserve_exact(target - output.len());
@@ -192,9 +195,10 @@ mod tests {
     fn a_refused_growth_stops_decompression_before_the_buffer_grows() {
         let bomb = gzip(&vec![0u8; 8 * 1024 * 1024]);
         let mut asked = Vec::new();
-        let result = gunzip_within(&bomb, usize::MAX, |capacity| {
-            asked.push(capacity);
-            capacity <= 1024 * 1024
+        let result = gunzip_within(&bomb, usize::MAX, |from, to| {
+            assert!(from < to && asked.last().is_none_or(|&last| last == from));
+            asked.push(to);
+            to <= 1024 * 1024
         });
         let Err(DecompressError::Refused { capacity }) = result else {
             panic!("expected a refusal, got {result:?}");
@@ -205,9 +209,12 @@ mod tests {
         assert!(capacity > 1024 * 1024 && capacity <= 2 * 1024 * 1024);
         assert!(asked.windows(2).all(|w| w[0] < w[1]), "{asked:?}");
         let small = gzip(b"fits");
-        assert_eq!(gunzip_within(&small, 100, |c| c <= 100).unwrap(), b"fits");
+        assert_eq!(
+            gunzip_within(&small, 100, |_, c| c <= 100).unwrap(),
+            b"fits"
+        );
         assert!(matches!(
-            gunzip_within(&small, 100, |_| false),
+            gunzip_within(&small, 100, |_, _| false),
             Err(DecompressError::Refused { .. })
         ));
     }

@@ -120,8 +120,10 @@ where
                     let target = needed
                         .max(joined.capacity().saturating_mul(2))
                         .min(cap_limit);
-                    reservation.grow_to(target as u64)?;
+                    // realloc may hold the old and the new copy at once.
+                    reservation.grow_to((joined.capacity() + target) as u64)?;
                     joined.reserve_exact(target - joined.len());
+                    reservation.shrink_to(target as u64);
                 }
                 joined.extend_from_slice(&data);
             }

@@ -190,6 +190,15 @@ impl Reservation {
         Ok(())
     }
 
+    /// Gives back what is held beyond `total` bytes (a buffer that was
+    /// reallocated no longer needs room for its old copy).
+    pub fn shrink_to(&mut self, total: u64) {
+        if total < self.held {
+            self.budget.give_back(self.held - total);
+            self.held = total;
+        }
+    }
+
     /// Bytes held.
     pub fn held(&self) -> u64 {
         self.held
@@ -314,6 +323,10 @@ mod tests {
         let mut a = budget.reservation();
         a.grow_to(1000).unwrap();
         a.grow_to(500).unwrap(); // never shrinks
+        assert_eq!((a.held(), budget.in_use()), (1000, 1000));
+        a.shrink_to(2000); // never grows
+        a.shrink_to(900);
+        a.grow_to(1000).unwrap();
         assert_eq!((a.held(), budget.in_use()), (1000, 1000));
         let mut b = budget.reservation();
         // Small requests may use the whole budget...
