@@ -133,7 +133,7 @@ pub use arguments::{
 pub use budget::{
     OverBudget, RequestBudget, SMALL_REQUEST, default_limit as default_request_memory_limit,
 };
-pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
+pub use metrics::{ConnLabels, CutLabels, Metrics, RequestLabels, RouteLabels};
 
 use crate::runtime::Health;
 use metrics::ComponentMetrics;
