@@ -227,3 +227,110 @@ async def repeat_until(deadline: float, attack) -> list:
     while time.monotonic() < deadline:
         outcomes.append(await attack())
     return outcomes
+
+
+# --- slow clients ------------------------------------------------------------
+
+async def _slow_connection(port: int, kind: str, interval: float, give_up: float):
+    """One slow client: `head` dribbles a request head one byte per
+    `interval`, `body` sends a whole head declaring 1 MB and then dribbles
+    the body the same way. Returns (kind, seconds until the relay cut the
+    connection or None, the status it answered or None)."""
+    started = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return kind, None, "connect_failed"
+    status = None
+    if kind == "head":
+        prefix = b"POST /ingest HTTP/1.1\r\nHost: relay\r\nX-Slow: "
+        drip = b"a"
+    else:
+        prefix = request_head(port, "/ingest?name=slow&format=pprof", {
+            "Content-Type": "binary/octet-stream", "Content-Length": "1000000"})
+        drip = b"\0"
+    received = b""
+    try:
+        # The head dribbler sends its first byte only: the rest comes one
+        # byte at a time; the body trickler sends its head whole.
+        writer.write(prefix[:1] if kind == "head" else prefix)
+        pending = prefix[1:] if kind == "head" else b""
+        while time.monotonic() - started < give_up:
+            try:
+                data = await asyncio.wait_for(reader.read(4096), interval)
+            except asyncio.TimeoutError:
+                if pending:
+                    writer.write(pending[:1])
+                    pending = pending[1:]
+                else:
+                    writer.write(drip)
+                await writer.drain()
+                continue
+            if not data:  # the relay closed the connection
+                break
+            received += data
+        else:
+            return kind, None, "held"
+    except OSError:
+        pass
+    finally:
+        writer.close()
+    if received.startswith(b"HTTP/1.1 "):
+        status = received.split()[1].decode()
+    return kind, time.monotonic() - started, status
+
+
+def _swarm_process(port, heads, bodies, interval, give_up, opened, results):
+    async def main():
+        tasks = []
+        for i in range(max(heads, bodies)):
+            for kind, n in (("head", heads), ("body", bodies)):
+                if i < n:
+                    tasks.append(asyncio.ensure_future(
+                        _slow_connection(port, kind, interval, give_up)))
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # let the connects go out
+        await asyncio.sleep(0.5)
+        opened.set()
+        return await asyncio.gather(*tasks)
+    results.put(asyncio.run(main()))
+
+
+def measure_slow_clients(port: int, heads: int, bodies: int, read_timeout: float,
+                         quiet_seconds: float, steady_body: bytes, log=print) -> dict:
+    """Measures a steady client's latency on the relay at `port` (whose
+    `server_read_timeout` is `read_timeout` seconds) while quiet, then
+    while `heads` connections dribble a request head and `bodies` trickle a
+    body, one byte a second, from another process; the slow clients run
+    until the relay cuts them. Returns the figures and every slow
+    connection's (kind, seconds until cut, status)."""
+    import multiprocessing
+
+    path = "/ingest?name=steady.cpu&format=pprof"
+    headers = {"Content-Type": "binary/octet-stream"}
+
+    def steady(seconds):
+        client = SteadyClient(port, path, steady_body, headers, pause=0.005)
+        client.start()
+        time.sleep(seconds)
+        client.stop()
+        return client.summary()
+
+    quiet = steady(quiet_seconds)
+    log(f"quiet: {quiet}")
+    ctx = multiprocessing.get_context("fork")
+    opened, results = ctx.Event(), ctx.Queue()
+    swarm = ctx.Process(target=_swarm_process, daemon=True, args=(
+        port, heads, bodies, 1.0, read_timeout * 3 + 10, opened, results))
+    started = time.monotonic()
+    swarm.start()
+    if not opened.wait(60):
+        raise AssertionError("the slow clients did not start")
+    # Measure while every slow connection is open (they are cut at the
+    # read timeout, counted from their start).
+    window = max(1.0, read_timeout - (time.monotonic() - started) - 0.5)
+    loaded = steady(window)
+    log(f"with {heads} slow heads and {bodies} slow bodies: {loaded}")
+    outcomes = results.get(timeout=read_timeout * 3 + 30)
+    swarm.join(10)
+    return {"quiet": quiet, "loaded": loaded, "slow": outcomes}
