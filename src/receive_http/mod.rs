@@ -99,6 +99,17 @@
 //! buffer shared by every receiver. `max_decompressed_body_size` (4× the
 //! body limit) stops gunzipping a push body when reached.
 //!
+//! Every component of the process also reserves what it buffers (bodies,
+//! and gunzipped messages as they grow) from one [`RequestBudget`]
+//! (`--request-memory-limit`) before buffering it; a request that does not
+//! fit gets 429 with `Retry-After` on `/ingest` and resource_exhausted on
+//! push. A reservation is owned by the body's `Bytes`, so it is given back
+//! when the last receiver drops the body (see `budget`).
+//!
+//! Connections cut by a timeout (read: no complete head; write: the client
+//! stopped reading; TLS handshake) are counted by reason in
+//! `pyroscope_receive_http_connections_timed_out_total`.
+//!
 //! # Updates
 //! A new `forward_to`, `forward_headers` or body limit is swapped in
 //! atomically and used from the next request. A changed `http` block
