@@ -24,7 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Requests holding at most this much may use the whole budget; larger
-/// ones only [`LARGE_SHARE_NUMERATOR`]/4 of it.
+/// ones only three quarters of it.
 pub const SMALL_REQUEST: u64 = 1 << 20;
 /// Quarters of the budget that requests above [`SMALL_REQUEST`] may fill.
 const LARGE_SHARE_NUMERATOR: u64 = 3;
