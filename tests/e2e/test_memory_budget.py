@@ -108,6 +108,11 @@ def check_after(relay, outcomes, clients, peak, hwm, label, quiet_ms):
     assert good["requests"] > 50, good
     assert good["success_rate"] == 1.0, [c.summary() for c in clients]
     assert http("GET", relay.admin + "/-/healthy")[0] == 200
+    # Refusals were logged, rate-limited: a warning when they started, then
+    # at most one per 10 s.
+    log = relay.log_path.read_text(errors="replace")
+    warnings = log.count("refusing requests: the request memory budget is in use")
+    assert 1 <= warnings <= 1 + ATTACK_SECONDS // 10 + 1, warnings
     # Every reservation is given back once the bodies are dropped.
     deadline = time.monotonic() + 20
     while relay.metric("pyroscope_relay_request_memory_in_use_bytes") != 0:
