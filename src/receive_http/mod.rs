@@ -141,9 +141,7 @@ pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
-pub use budget::{
-    OverBudget, RequestBudget, SMALL_REQUEST, default_limit as default_request_memory_limit,
-};
+pub use budget::{RequestBudget, default_limit as default_request_memory_limit};
 pub use metrics::{ConnLabels, CutLabels, Metrics, RequestLabels, RouteLabels};
 
 use crate::runtime::Health;
