@@ -23,6 +23,7 @@ fn shared() -> Arc<ConnShared> {
             debug_info_upload_timeout: Duration::from_secs(120),
         },
         ComponentMetrics::new("test", Arc::new(Metrics::unregistered())),
+        crate::receive_http::budget::RequestBudget::new(1 << 20),
     ));
     Arc::new(ConnShared {
         app,

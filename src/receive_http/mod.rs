@@ -101,6 +101,17 @@
 //! held, and bounded by `debug_info_upload_timeout` instead. `max_decompressed_body_size` (4× the
 //! body limit) stops gunzipping a push body when reached.
 //!
+//! Every component of the process also reserves what it buffers (bodies,
+//! and gunzipped messages as they grow) from one [`RequestBudget`]
+//! (`--request-memory-limit`) before buffering it; a request that does not
+//! fit gets 429 with `Retry-After` on `/ingest` and resource_exhausted on
+//! push. A reservation is owned by the body's `Bytes`, so it is given back
+//! when the last receiver drops the body (see `budget`).
+//!
+//! Connections cut by a timeout (read: no complete head; write: the client
+//! stopped reading; TLS handshake) are counted by reason in
+//! `pyroscope_receive_http_connections_timed_out_total`.
+//!
 //! # Updates
 //! A new `forward_to`, `forward_headers` or body limit is swapped in
 //! atomically and used from the next request. A changed `http` block
@@ -112,6 +123,7 @@
 
 mod arguments;
 mod body;
+mod budget;
 mod clock;
 mod config;
 mod conn;
@@ -132,8 +144,9 @@ pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
+pub use budget::{RequestBudget, default_limit as default_request_memory_limit};
 pub(crate) use config::decode_tls;
-pub use metrics::{ConnLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels};
+pub use metrics::{ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels};
 pub(crate) use tls::server_config_with as tls_server_config;
 
 use crate::runtime::Health;
@@ -157,11 +170,13 @@ impl ReceiveHttp {
         component_id: &str,
         args: Arguments,
         metrics: Arc<Metrics>,
+        budget: Arc<RequestBudget>,
         health: Health,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
             ComponentMetrics::new(component_id, metrics),
+            budget,
         ));
         let mut component = ReceiveHttp {
             args,

@@ -4,12 +4,16 @@
 //! answer is shaped (`reply`). The debuginfo unary calls reuse its header,
 //! body and envelope handling (`debuginfo`).
 
+use std::sync::{Arc, LazyLock};
+
 use bytes::Bytes;
 use http::{HeaderMap, Request};
 use http_body::Body;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::budget::{RequestBudget, Reservation};
 use super::forward::{self, Failures};
 use super::reply;
 use super::router::{App, Deadlines, Outcome};
@@ -121,13 +125,15 @@ where
 
     let read_deadline = earliest(deadlines.read, caller_deadline);
     let declared = body::content_length(&parts.headers);
-    let body = body::read_limited(body, declared, settings.body_limit, read_deadline)
+    let limit = settings.body_limit;
+    let body = body::read_limited(body, declared, limit, read_deadline, &app.budget)
         .await
         .map_err(|err| body_error(err, caller_deadline))?;
     app.metrics.received("push", body.len(), 0);
 
     let limit = usize::try_from(settings.decompressed_limit).unwrap_or(usize::MAX);
-    let message = unwrap_message(protocol, compression, body, &settings, limit)?;
+    let message =
+        unwrap_message(protocol, compression, body, &settings, limit, &app.budget).await?;
     let series = series_from_proto(decode_push(message, codec)?);
     let profiles: usize = series.iter().map(|s| s.samples.len()).sum();
     app.metrics.received("push", 0, profiles);
@@ -194,36 +200,82 @@ pub(super) fn request_compression(
     }
 }
 
-/// The bare, uncompressed message of the body.
-pub(super) fn unwrap_message(
+/// The bare, uncompressed message of the body. Decompressed output is
+/// reserved in the request memory budget as it grows; the compressed body
+/// is let go as soon as it is decompressed.
+pub(super) async fn unwrap_message(
     protocol: Protocol,
     compression: Compression,
     body: Bytes,
     settings: &super::router::Settings,
     decompressed_limit: usize,
+    budget: &Arc<RequestBudget>,
 ) -> Result<Bytes, CodecError> {
-    let (compressed, message) = if protocol.is_enveloped() {
-        let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
-        let envelope = envelope::parse_single_message(&body, max_len)?;
-        if envelope.compressed && compression == Compression::Identity {
-            return Err(CodecError::CompressedWithoutEncoding);
-        }
-        (envelope.compressed, envelope.message)
-    } else {
-        (compression == Compression::Gzip, body)
-    };
+    let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
+    let (compressed, message) = split_message(protocol, compression, body, max_len)?;
     if !compressed || message.is_empty() {
         return Ok(message);
     }
-    Ok(Bytes::from(compress::gunzip_limited(
-        &message,
-        decompressed_limit,
-    )?))
+    let reservation = budget.reservation();
+    if message.len() < INLINE_GUNZIP_INPUT {
+        return gunzip(message, decompressed_limit, reservation);
+    }
+    // A closed semaphore cannot happen (it is never closed); go on anyway.
+    let _slot = GUNZIP_SLOTS.acquire().await;
+    let work = move || gunzip(message, decompressed_limit, reservation);
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(CodecError::Decompress(compress::DecompressError::Refused {
+            capacity: 0,
+        })),
+    }
+}
+
+/// Compressed inputs below this are gunzipped on the async worker: handing
+/// them to another thread costs more than they take.
+const INLINE_GUNZIP_INPUT: usize = 16 * 1024;
+
+/// Larger inputs are gunzipped on the blocking pool, at most one per core
+/// at a time, so that a stream of gzip bombs cannot take the async workers
+/// (or all the CPU) that every other request needs.
+static GUNZIP_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Whether the message is compressed, and the message: the body, or the
+/// one enveloped message of gRPC / gRPC-Web.
+fn split_message(
+    protocol: Protocol,
+    compression: Compression,
+    body: Bytes,
+    max_len: usize,
+) -> Result<(bool, Bytes), CodecError> {
+    if !protocol.is_enveloped() {
+        return Ok((compression == Compression::Gzip, body));
+    }
+    let envelope = envelope::parse_single_message(&body, max_len)?;
+    if envelope.compressed && compression == Compression::Identity {
+        return Err(CodecError::CompressedWithoutEncoding);
+    }
+    Ok((envelope.compressed, envelope.message))
+}
+
+/// Gunzips `message`, holding in `reservation` what the output buffer
+/// takes: while it grows, the old and the new allocation.
+fn gunzip(message: Bytes, limit: usize, mut reservation: Reservation) -> Result<Bytes, CodecError> {
+    let output = compress::gunzip_within(&message, limit, |from, to| {
+        reservation.shrink_to(from as u64);
+        reservation.grow_to((from + to) as u64).is_ok()
+    });
+    drop(message);
+    let output = output?;
+    reservation.shrink_to(output.capacity() as u64);
+    Ok(reservation.seal(output))
 }
 
 pub(super) fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
     let code = match err {
-        BodyError::TooLarge { .. } => Code::ResourceExhausted,
+        BodyError::TooLarge { .. } | BodyError::OverBudget(_) => Code::ResourceExhausted,
         BodyError::TimedOut => Code::DeadlineExceeded,
         BodyError::Read(_) => Code::InvalidArgument,
     };

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::arguments::{Arguments, forward_header_name};
 use super::debuginfo::{self, DebuginfoRoute};
+use super::budget::RequestBudget;
 use super::metrics::ComponentMetrics;
 use super::reply::{self, HttpResponse};
 use super::{ingest, push};
@@ -62,13 +63,16 @@ impl Settings {
 pub(super) struct App {
     settings: ArcSwap<Settings>,
     pub metrics: ComponentMetrics,
+    /// The process-wide request memory budget.
+    pub budget: Arc<RequestBudget>,
 }
 
 impl App {
-    pub fn new(settings: Settings, metrics: ComponentMetrics) -> Self {
+    pub fn new(settings: Settings, metrics: ComponentMetrics, budget: Arc<RequestBudget>) -> Self {
         Self {
             settings: ArcSwap::from_pointee(settings),
             metrics,
+            budget,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Options {
     pub storage_path: PathBuf,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
+    /// The request memory budget shared by every `pyroscope.receive_http`
+    /// (`--request-memory-limit`), in bytes.
+    pub request_memory_limit: u64,
 }
 
 struct Component {
@@ -89,7 +92,7 @@ impl Runtime {
     pub fn new(options: Options, log: Option<LogHandle>) -> Self {
         let mut registry = Registry::default();
         crate::telemetry::register_process_metrics(&mut registry);
-        let families = Families::register(&mut registry);
+        let families = Families::register(&mut registry, options.request_memory_limit);
         Self {
             options,
             registry: Arc::new(registry),

@@ -147,11 +147,19 @@ pub struct Families {
     pub write: Arc<write::Metrics>,
     pub relabel: Arc<relabel::Metrics>,
     pub archive: Arc<archive::Metrics>,
+    /// Not a family: the one request memory budget, with its metrics.
+    pub request_budget: Arc<receive_http::RequestBudget>,
 }
 
 impl Families {
-    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+    pub fn register(
+        registry: &mut prometheus_client::registry::Registry,
+        request_memory_limit: u64,
+    ) -> Self {
+        let request_budget = receive_http::RequestBudget::new(request_memory_limit);
+        request_budget.register(registry);
         Self {
+            request_budget,
             receive_http: Arc::new(receive_http::Metrics::register(registry)),
             write: Arc::new(write::Metrics::register(registry)),
             relabel: Arc::new(relabel::Metrics::register(registry)),
@@ -191,8 +199,14 @@ impl Running {
         } = context;
         Ok(match args {
             Args::ReceiveHttp(a) => Running::ReceiveHttp(Box::new(
-                receive_http::ReceiveHttp::start(id, *a, families.receive_http.clone(), health)
-                    .await,
+                receive_http::ReceiveHttp::start(
+                    id,
+                    *a,
+                    families.receive_http.clone(),
+                    families.request_budget.clone(),
+                    health,
+                )
+                .await,
             )),
             Args::Write(a) => Running::Write(
                 write::Write::start(id, receiver, a, families.write.clone(), data_dir, health)

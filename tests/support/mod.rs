@@ -52,6 +52,11 @@ impl Relay {
 
     /// Starts the relay without waiting.
     pub fn spawn(config: &str) -> Relay {
+        Self::spawn_with(config, &[])
+    }
+
+    /// Starts the relay with more flags of `run`, without waiting.
+    pub fn spawn_with(config: &str, flags: &[&str]) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.alloy"), config).unwrap();
         let admin = format!("127.0.0.1:{}", free_port());
@@ -62,6 +67,7 @@ impl Relay {
             .arg(&admin)
             .arg("--storage.path")
             .arg(dir.path().join("data"))
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
