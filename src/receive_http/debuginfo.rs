@@ -143,9 +143,15 @@ where
     let settings = app.settings();
     let read_deadline = earliest(deadlines.read, caller_deadline);
     let declared = body::content_length(&parts.headers);
-    let body = body::read_limited(body, declared, settings.body_limit, read_deadline, &app.budget)
-        .await
-        .map_err(|err| push::body_error(err, caller_deadline))?;
+    let body = body::read_limited(
+        body,
+        declared,
+        settings.body_limit,
+        read_deadline,
+        &app.budget,
+    )
+    .await
+    .map_err(|err| push::body_error(err, caller_deadline))?;
     let limit = usize::try_from(settings.decompressed_limit).unwrap_or(usize::MAX);
     let message =
         push::unwrap_message(protocol, compression, body, &settings, limit, &app.budget).await?;

@@ -146,7 +146,9 @@ pub use arguments::{
 };
 pub use budget::{RequestBudget, default_limit as default_request_memory_limit};
 pub(crate) use config::decode_tls;
-pub use metrics::{ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels};
+pub use metrics::{
+    ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels,
+};
 pub(crate) use tls::server_config_with as tls_server_config;
 
 use crate::runtime::Health;

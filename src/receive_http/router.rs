@@ -12,8 +12,8 @@ use http_body::Body;
 use tokio::time::Instant;
 
 use super::arguments::{Arguments, forward_header_name};
-use super::debuginfo::{self, DebuginfoRoute};
 use super::budget::RequestBudget;
+use super::debuginfo::{self, DebuginfoRoute};
 use super::metrics::ComponentMetrics;
 use super::reply::{self, HttpResponse};
 use super::{ingest, push};
