@@ -453,6 +453,7 @@ impl Drop for Log {
     }
 }
 
+/// An empty segment's table entry, read through a clone of `file`.
 fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, StorageError> {
     let read = file
         .try_clone()

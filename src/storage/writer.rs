@@ -473,26 +473,12 @@ impl Core {
         }
         let next_id = lock(&self.table).next_id;
         let (path, file) = segment::create(&self.cfg.dir, next_id, &self.cfg.magic)?;
-        let read = file
-            .try_clone()
-            .map_err(|e| StorageError::io("opening", &path, e))?;
         let size = self.cfg.magic.len() as u64;
+        let seg = super::new_segment(path, &file, size)?;
         {
             let mut table = lock(&self.table);
             table.disk_bytes += size;
-            table.segments.insert(
-                next_id,
-                super::table::Segment {
-                    path,
-                    file: std::sync::Arc::new(read),
-                    size,
-                    count: 0,
-                    min_arrival: i64::MAX,
-                    max_arrival: i64::MIN,
-                    last_id: None,
-                    skips: Vec::new(),
-                },
-            );
+            table.segments.insert(next_id, seg);
         }
         self.active = Some(file);
         self.active_id = next_id;
