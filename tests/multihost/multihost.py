@@ -1,0 +1,274 @@
+"""Three relay replicas behind HAProxy, on hosts made of network namespaces
+(net.sh), with real agents and clients sending through the load balancer
+to a recording backend on its own host. Run by run.sh, inside the
+backend's namespace (the backend is e2elib's, in this process).
+
+Scenarios, in order, each with its own `run` label on every profile:
+  kill9     one replica killed with SIGKILL under load, restarted 6 s later
+  rolling   SIGTERM each replica in turn under load, restarting each
+  netem     the path to the backend degraded (200 ms each way, 5% loss),
+            then cut for 30 s, then healed
+
+Asserted: every profile a client saw acknowledged reached the backend;
+in `kill9`, every failed request is one HAProxy had in flight on the killed
+replica; in `rolling`, no request fails (agents included, from HAProxy's
+log). The figures are printed and written to OUT (JSON)."""
+
+import argparse
+import base64
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from hosts import ADDR, REPO, LoadBalancer, Replica, in_ns
+
+E2E = REPO / "tests" / "e2e"
+sys.path.insert(0, str(E2E))
+
+from e2elib import clients, payloads, protos  # noqa: E402
+from e2elib.backend import Answer, Backend  # noqa: E402
+
+REPLICAS = ["r1", "r2", "r3"]
+BACKEND_DELAY = 0.05  # every backend answer: requests are in flight when a replica dies
+PUSH_PATH = "/push.v1.PusherService/Push"
+
+
+class Rig:
+    def __init__(self, binary: Path, workdir: Path):
+        self.dir = workdir
+        self.backend = Backend("backend", host=ADDR["be"]).start()
+        self.backend.default = Answer(delay=BACKEND_DELAY)
+        url = f"http://{ADDR['be']}:{self.backend.port}"
+        self.replicas = {r: Replica(binary, workdir, r, url) for r in REPLICAS}
+        self.lb = LoadBalancer(workdir, REPLICAS)
+
+    def start(self):
+        for r in self.replicas.values():
+            r.start()
+        self.lb.start()
+        for r in REPLICAS:
+            self.lb.wait_state(r, "UP")
+
+    def stop(self):
+        self.lb.stop()
+        for r in self.replicas.values():
+            r.stop()
+        self.backend.stop()
+
+
+class Traffic:
+    """The clients of one scenario, all on host cl, all through the LB:
+    load.py (Connect over HTTP/1.1, gRPC, /ingest), connect-es in a second
+    process, pyroscope-io 1.4.0 (push) and @pyroscope/nodejs 0.6.4 (/ingest)."""
+
+    def __init__(self, rig: Rig, tag: str, seconds: float):
+        self.rig, self.tag, self.seconds = rig, tag, seconds
+        self.dir = rig.dir / tag
+        self.dir.mkdir(exist_ok=True)
+        self.log_start = rig.lb.log_offset()
+        self.t0 = time.time()
+        lb = rig.lb.url
+        py = E2E / ".venv-test" / "bin" / "python"
+        self.load_out = self.dir / "load.json"
+        self.procs = [clients.Proc("load", in_ns("cl", [py, Path(__file__).parent / "load.py",
+                                                       lb, seconds, self.load_out, tag]), self.dir)]
+        # connect-es: one call after another, about as long as the others.
+        self.connect_ids = [str(uuid.uuid4()) for _ in range(int(seconds * 8))]
+        reqs = [base64.b64encode(protos.push_request(
+            [({"__name__": "process_cpu", "service_name": "mh-connect-es", "run": tag},
+              [(uid, payloads.PY_CPU)])])).decode() for uid in self.connect_ids]
+        args = self.dir / "connect-es.json"
+        args.write_text(json.dumps({"baseUrl": lb, "mode": "connect-proto", "requests": reqs,
+                                    "timeoutMs": 60000}))
+        self.procs.append(clients.Proc(
+            "connect-es", in_ns("cl", ["node", clients.CLIENTS / "connect_push.js", f"@{args}"]),
+            self.dir, env={"NODE_PATH": str(clients.NODE_RPC / "node_modules")}))
+        self.procs.append(clients.Proc("py-agent", in_ns("cl", [
+            clients.VENV_PY14 / "bin" / "python", clients.CLIENTS / "py_agent.py",
+            "--server", lb, "--app", "mh-pyagent", "--seconds", seconds, "--interval", 1,
+            "--tag", f"run={tag}"]), self.dir))
+        node_seconds = int(seconds) + 0.5  # stop half-way between two flushes
+        cfg = {"serverAddress": lb, "appName": "mh-nodeagent", "seconds": node_seconds,
+               "flushIntervalMs": 1000, "tags": {"run": tag},
+               "wall": {"samplingDurationMs": 1000, "collectCpuTime": True}}
+        self.procs.append(clients.Proc(
+            "node-agent", in_ns("cl", ["node", clients.CLIENTS / "node_agent.js", json.dumps(cfg)]),
+            self.dir, env={"NODE_PATH": str(clients.NODE_AGENT06), "DEBUG": "pyroscope*"}))
+
+    def finish(self, timeout: float) -> dict:
+        outputs = clients.wait_all(self.procs, timeout=timeout)
+        load = json.loads(self.load_out.read_text())
+        connect = [l for l in outputs[1].splitlines() if l.startswith("{")][-1]
+        load["connect-es"] = [[uid, r["ok"], "" if r["ok"] else f"{r['code']}: {r['message']}"]
+                              for uid, r in zip(self.connect_ids, json.loads(connect)["results"])]
+        self.load = load
+        self.lb_lines = [l for l in self.rig.lb.log_lines(self.log_start)
+                         if l["path"] in (PUSH_PATH, "/ingest")]
+        self.rig.backend.quiet(1.0, timeout=90)
+        return load
+
+    def received(self) -> Counter:
+        """How often each load id reached the backend, for this scenario."""
+        seen = Counter()
+        for r in self.rig.backend.snapshot():
+            if r.is_push and r.push is not None:
+                for labels, sid, _ in r.samples():
+                    if labels.get("run") == self.tag:
+                        seen[sid] += 1
+            elif r.is_ingest and r.name_labels.get("run") == self.tag:
+                seen[r.body.decode(errors="replace").split(";")[-1].split(" ")[0]] += 1
+        return seen
+
+    def backend_requests(self) -> int:
+        """Backend requests of this scenario (agents included)."""
+        n = 0
+        for r in self.rig.backend.snapshot():
+            if r.is_push and r.push is not None:
+                n += any(l.get("run") == self.tag for l, _, _ in r.samples())
+            elif r.is_ingest:
+                n += r.name_labels.get("run") == self.tag
+        return n
+
+    def check_acknowledged_delivered(self) -> dict:
+        seen = self.received()
+        figures = {}
+        for sender, results in self.load.items():
+            ok = [r[0] for r in results if r[1]]
+            lost = [uid for uid in ok if seen[uid] == 0]
+            assert not lost, f"{self.tag}/{sender}: {len(lost)} acknowledged, never delivered"
+            failed = [r for r in results if not r[1]]
+            figures[sender] = {
+                "sent": len(results), "acknowledged": len(ok), "failed": len(failed),
+                "failed_but_delivered": sum(seen[r[0]] > 0 for r in failed),
+                "delivered_twice": sum(seen[uid] > 1 for uid in ok),
+            }
+        assert figures["push"]["acknowledged"] > 20 and figures["grpc"]["acknowledged"] > 20, figures
+        lb_ok = sum(l["status"] == 200 for l in self.lb_lines)
+        figures["lb"] = {"requests": len(self.lb_lines), "ok": lb_ok,
+                         "failed": len(self.lb_lines) - lb_ok,
+                         "backend_requests": self.backend_requests()}
+        # Without a queue the relay answers 200 only after the backend did:
+        # every 200 HAProxy passed on is one backend request (agents too).
+        assert figures["lb"]["backend_requests"] >= lb_ok, figures["lb"]
+        return figures
+
+    def failures(self):
+        return [(s, r) for s, results in self.load.items() for r in results if not r[1]]
+
+
+def scenario_kill9(rig: Rig) -> dict:
+    t = Traffic(rig, "kill9", seconds=20)
+    time.sleep(8)
+    killed_at = time.time()
+    rig.replicas["r1"].kill9()
+    rig.lb.wait_state("r1", "DOWN", timeout=10)
+    time.sleep(4)
+    rig.replicas["r1"].start()
+    rig.lb.wait_state("r1", "UP", timeout=20)
+    t.finish(timeout=120)
+    figures = t.check_acknowledged_delivered()
+    bad = [l for l in t.lb_lines if l["status"] != 200]
+    # Every request that failed was in flight on r1 when it died: HAProxy
+    # logged it against r1, closed by the server side (termination state
+    # S...), and no failure comes from any other replica or moment.
+    assert all(l["server"] == "r1" and l["term"].startswith("S") for l in bad), \
+        "\n".join(l["line"] for l in bad)
+    client_failed = sum(v["failed"] for k, v in figures.items() if k != "lb")
+    assert client_failed <= len(bad), (client_failed, [l["line"] for l in bad])
+    for sender, r in t.failures():
+        assert r[3] <= killed_at + 1, f"{sender} failed a request started after the kill: {r}"
+    after = [l for l in t.lb_lines if l["server"] == "r1"]
+    figures["in_flight_on_killed_replica"] = len(bad)
+    figures["of_which_agents"] = len(bad) - client_failed
+    figures["lb_requests_on_r1"] = len(after)
+    return figures
+
+
+def scenario_rolling(rig: Rig) -> dict:
+    t = Traffic(rig, "rolling", seconds=24)
+    time.sleep(3)
+    stops = {}
+    for name in REPLICAS:
+        stops[name] = round(rig.replicas[name].terminate(), 2)
+        rig.replicas[name].start()
+        rig.lb.wait_state(name, "UP", timeout=20)
+        time.sleep(1)
+    t.finish(timeout=120)
+    figures = t.check_acknowledged_delivered()
+    assert t.failures() == [], t.failures()[:5]
+    bad = [l["line"] for l in t.lb_lines if l["status"] != 200]
+    assert bad == [], "requests failed at HAProxy (agents included):\n" + "\n".join(bad)
+    figures["seconds_to_exit_on_sigterm"] = stops
+    return figures
+
+
+def netem(spec: str):
+    """Applies a netem `spec` to both ends of the backend's link (None: removes it)."""
+    import subprocess
+    for host, dev in (("be", "eth0"), ("sw", "to-be")):
+        subprocess.run(in_ns(host, ["tc", "qdisc", "del", "dev", dev, "root"]),
+                       capture_output=True)
+        if spec:
+            subprocess.run(in_ns(host, ["tc", "qdisc", "add", "dev", dev, "root", "netem",
+                                        *spec.split()]), check=True)
+
+
+def scenario_netem(rig: Rig, degraded=15, partition=30, healed=15) -> dict:
+    t = Traffic(rig, "netem", seconds=degraded + partition + healed)
+    marks = {"start": time.time()}
+    netem("delay 200ms loss 5%")
+    time.sleep(degraded)
+    marks["partition"] = time.time()
+    netem("loss 100%")
+    time.sleep(partition)
+    marks["healed"] = time.time()
+    netem(None)
+    t.finish(timeout=240)
+    figures = t.check_acknowledged_delivered()
+    by_part = Counter()
+    latency = {"degraded": [], "healed": []}
+    for results in t.load.values():
+        for r in results:
+            part = ("degraded" if r[3] < marks["partition"] else
+                    "partition" if r[3] < marks["healed"] else "healed")
+            by_part[(part, r[1])] += 1
+            if r[1] and part in latency and len(r) > 4:
+                latency[part].append(r[4] - r[3])
+    for part in ("degraded", "partition", "healed"):
+        figures[part] = {"ok": by_part[(part, True)], "failed": by_part[(part, False)]}
+        if latency.get(part):
+            xs = sorted(latency[part])
+            figures[part]["p50_ms"] = round(1000 * xs[len(xs) // 2])
+            figures[part]["p99_ms"] = round(1000 * xs[int(len(xs) * 0.99)])
+    assert figures["healed"]["ok"] > 0, "nothing got through after the partition ended"
+    return figures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--relay", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="kill9,rolling,netem")
+    a = ap.parse_args()
+    rig = Rig(Path(a.relay), Path(a.workdir))
+    results = {}
+    try:
+        rig.start()
+        for name in a.only.split(","):
+            started = time.monotonic()
+            print(f"== scenario {name}", flush=True)
+            results[name] = globals()[f"scenario_{name}"](rig)
+            results[name]["seconds"] = round(time.monotonic() - started, 1)
+            print(json.dumps(results[name], indent=1), flush=True)
+    finally:
+        rig.stop()
+        Path(a.out).write_text(json.dumps(results, indent=1))
+    print("multihost: all scenarios passed")
+
+
+if __name__ == "__main__":
+    main()
