@@ -198,6 +198,9 @@ def parse_log(line: str) -> dict:
     client backend/server status termination-state retries method path total-ms "user agent"."""
     head, _, agent = line.partition(' "')
     f = head.split()
+    path = f[6]
+    if "://" in path:  # HTTP/2 requests are logged with their authority
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
     return {"client": f[0], "server": f[1].split("/", 1)[1], "status": int(f[2]),
-            "term": f[3], "retries": f[4], "method": f[5], "path": f[6], "ms": int(f[7]),
+            "term": f[3], "retries": f[4], "method": f[5], "path": path, "ms": int(f[7]),
             "agent": agent.rstrip('"'), "line": line}

@@ -85,6 +85,9 @@ def main():
     for t in threads:
         t.join(seconds + 2 * CALL_TIMEOUT)
     channel.close()
+    # Requests the keep-alive clients sent a second time because the
+    # connection died under them with no answer (as the agents' clients do).
+    results["resent"] = {"push": push_client.stale_retries, "ingest": ingest_client.stale_retries}
     Path(out_path).write_text(json.dumps(results))
     print("done", flush=True)
 

@@ -33,9 +33,10 @@ out=${MH_OUT:-$here/last-run.json}
 # A prefix of our own: several runs (or other users of `ip netns`) never meet.
 export MH_PREFIX=prlmh$$
 work=$(mktemp -d)
+keep=no
 cleanup() {
   bash "$here/net.sh" down "$MH_PREFIX" || true
-  rm -rf "$work"
+  if [ "$keep" = yes ]; then echo "multihost: logs kept in $work/run" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -61,7 +62,7 @@ end=$((SECONDS + soak)); round=0
 while :; do
   round=$((round + 1))
   rm -rf "$work/run"; mkdir -p "$work/run"
-  if ! run_once "$out"; then show_logs; echo "multihost: round $round failed" >&2; exit 1; fi
+  if ! run_once "$out"; then keep=yes; show_logs; echo "multihost: round $round failed" >&2; exit 1; fi
   [ "$SECONDS" -lt "$end" ] || break
   echo "== soak: round $round done, $((end - SECONDS)) s left"
 done
