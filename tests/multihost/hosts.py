@@ -195,7 +195,8 @@ class LoadBalancer:
 
 def parse_log(line: str) -> dict:
     """A line of the shipped log-format:
-    client backend/server status termination-state retries method path total-ms "user agent"."""
+    client backend/server status termination-state retries method path total-ms
+    accepted-at "user agent"."""
     head, _, agent = line.partition(' "')
     f = head.split()
     path = f[6]
@@ -203,4 +204,5 @@ def parse_log(line: str) -> dict:
         path = "/" + path.split("://", 1)[1].partition("/")[2]
     return {"client": f[0], "server": f[1].split("/", 1)[1], "status": int(f[2]),
             "term": f[3], "retries": f[4], "method": f[5], "path": path, "ms": int(f[7]),
+            "at": int(f[8]),
             "agent": agent.rstrip('"'), "line": line}

@@ -6,8 +6,8 @@ backend's namespace (the backend is e2elib's, in this process).
 Scenarios, in order, each with its own `run` label on every profile:
   kill9     one replica killed with SIGKILL under load, restarted 6 s later
   rolling   SIGTERM each replica in turn under load, restarting each
-  netem     the path to the backend degraded (200 ms each way, 5% loss),
-            then cut for 30 s, then healed
+  faults    the path to the backend degraded (200 ms each way, 5% packet
+            loss), then cut for 30 s, then healed (link.py)
 
 Asserted: every profile a client saw acknowledged reached the backend;
 in `kill9`, every failed request is one HAProxy had in flight on the killed
@@ -24,7 +24,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import link
 from hosts import ADDR, REPO, LoadBalancer, Replica, in_ns
+from link import DelayLine
 
 E2E = REPO / "tests" / "e2e"
 sys.path.insert(0, str(E2E))
@@ -42,7 +44,9 @@ class Rig:
         self.dir = workdir
         self.backend = Backend("backend", host=ADDR["be"]).start()
         self.backend.default = Answer(delay=BACKEND_DELAY)
-        url = f"http://{ADDR['be']}:{self.backend.port}"
+        # The replicas reach the backend through the faults' delay line.
+        self.link = DelayLine(ADDR["be"], (ADDR["be"], self.backend.port))
+        url = f"http://{ADDR['be']}:{self.link.port}"
         self.replicas = {r: Replica(binary, workdir, r, url) for r in REPLICAS}
         self.lb = LoadBalancer(workdir, REPLICAS)
 
@@ -58,6 +62,8 @@ class Rig:
         for r in self.replicas.values():
             r.stop()
         self.backend.stop()
+        self.link.close()
+        link.drop(self.link.port, 0)
 
 
 class Traffic:
@@ -220,45 +226,46 @@ def scenario_rolling(rig: Rig) -> dict:
     return figures
 
 
-def netem(spec: str):
-    """Applies a netem `spec` to both ends of the backend's link (None: removes it)."""
-    import subprocess
-    for host, dev in (("be", "eth0"), ("sw", "to-be")):
-        subprocess.run(in_ns(host, ["tc", "qdisc", "del", "dev", dev, "root"]),
-                       capture_output=True)
-        if spec:
-            subprocess.run(in_ns(host, ["tc", "qdisc", "add", "dev", dev, "root", "netem",
-                                        *spec.split()]), check=True)
-
-
-def scenario_netem(rig: Rig, degraded=15, partition=30, healed=15) -> dict:
-    t = Traffic(rig, "netem", seconds=degraded + partition + healed)
+def scenario_faults(rig: Rig, degraded=15, partition=30, healed=15) -> dict:
+    """The path to the backend: 200 ms each way and 5% packet loss, then
+    cut for 30 s, then whole again (link.py says how, without netem)."""
+    t = Traffic(rig, "faults", seconds=degraded + partition + healed)
     marks = {"start": time.time()}
-    netem("delay 200ms loss 5%")
+    rig.link.delay = 0.2
+    link.drop(rig.link.port, 5)
     time.sleep(degraded)
     marks["partition"] = time.time()
-    netem("loss 100%")
+    link.drop(rig.link.port, 100)
     time.sleep(partition)
     marks["healed"] = time.time()
-    netem(None)
+    link.drop(rig.link.port, 0)
+    rig.link.delay = 0.0
     t.finish(timeout=240)
     figures = t.check_acknowledged_delivered()
     by_part = Counter()
     latency = {"degraded": [], "healed": []}
+
+    def part_of(at):
+        return ("degraded" if at < marks["partition"] else
+                "partition" if at < marks["healed"] else "healed")
+
     for results in t.load.values():
         for r in results:
-            part = ("degraded" if r[3] < marks["partition"] else
-                    "partition" if r[3] < marks["healed"] else "healed")
+            if len(r) < 5:  # connect-es reports no times
+                continue
+            part = part_of(r[3])
             by_part[(part, r[1])] += 1
-            if r[1] and part in latency and len(r) > 4:
+            if r[1] and part in latency:
                 latency[part].append(r[4] - r[3])
+    lb = Counter((part_of(l["at"]), l["status"]) for l in t.lb_lines)
     for part in ("degraded", "partition", "healed"):
-        figures[part] = {"ok": by_part[(part, True)], "failed": by_part[(part, False)]}
+        figures[part] = {"load_ok": by_part[(part, True)], "load_failed": by_part[(part, False)],
+                         "lb_status": {str(st): n for (p, st), n in sorted(lb.items()) if p == part}}
         if latency.get(part):
             xs = sorted(latency[part])
             figures[part]["p50_ms"] = round(1000 * xs[len(xs) // 2])
             figures[part]["p99_ms"] = round(1000 * xs[int(len(xs) * 0.99)])
-    assert figures["healed"]["ok"] > 0, "nothing got through after the partition ended"
+    assert figures["healed"]["load_ok"] > 0, "nothing got through after the partition ended"
     return figures
 
 
@@ -267,7 +274,7 @@ def main():
     ap.add_argument("--relay", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="kill9,rolling,netem")
+    ap.add_argument("--only", default="kill9,rolling,faults")
     a = ap.parse_args()
     rig = Rig(Path(a.relay), Path(a.workdir))
     results = {}

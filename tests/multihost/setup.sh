@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/multihost and the manifest checks need on a fresh
-# Debian machine: iproute2 (ip netns, tc netem), haproxy, and
+# Debian machine: iproute2 (ip netns), nftables (packet loss, partition),
+# haproxy, and
 # tests/multihost/.venv (requirements.txt: kubectl with kustomize,
 # kubernetes-validate). Idempotent.
 set -euo pipefail
@@ -9,12 +10,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 missing=()
 command -v ip >/dev/null && command -v tc >/dev/null || missing+=(iproute2)
 command -v haproxy >/dev/null || missing+=(haproxy)
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "-- installing ${missing[*]} from Debian"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# netem is a kernel module on most distributions; built in on some.
-modprobe sch_netem 2>/dev/null || true
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
   echo "-- creating tests/multihost/.venv"
