@@ -40,3 +40,4 @@ echo "== deployment: manifests, and three replicas behind HAProxy on namespaced 
 bash tests/multihost/setup.sh
 bash tests/multihost/manifests.sh
 bash tests/multihost/run.sh
+bash tests/multihost/image.sh
