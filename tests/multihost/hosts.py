@@ -31,7 +31,10 @@ def in_ns(host: str, argv: list) -> list:
     return ["ip", "netns", "exec", f"{PREFIX}-{host}", *map(str, argv)]
 
 
-def relay_config(replica: str, backend_url: str) -> str:
+def relay_config(replica: str, backend_url: str, queue: bool = False) -> str:
+    # With the queue (issue 13), a profile is acknowledged once it is on the
+    # replica's disk, under --storage.path.
+    queue_block = "\n  queue {}" if queue else ""
     return f"""
 pyroscope.receive_http "default" {{
   http {{
@@ -46,7 +49,7 @@ pyroscope.write "backend" {{
   external_labels = {{ replica = "{replica}" }}
   endpoint {{
     url = "{backend_url}"
-  }}
+  }}{queue_block}
 }}
 """
 
@@ -61,15 +64,30 @@ class Replica:
         self.config = self.dir / "config.alloy"
         self.config.write_text(relay_config(name, backend_url))
         self.log_path = self.dir / "relay.log"
+        self.data = self.dir / "data"  # the same on every restart, like a pod's volume
         self.proc = None
         self.admin = f"http://{ADDR[name]}:{ADMIN_PORT}"
+        self.backend_url = backend_url
+
+    def use_queue(self, queue: bool):
+        """Rewrites the config with or without the queue and reloads."""
+        self.config.write_text(relay_config(self.name, self.backend_url, queue))
+        status, body, _ = http("POST", self.admin + "/-/reload", timeout=30)
+        assert status == 200, f"{self.name}: reload answered {status}: {body!r}"
+
+    def metric(self, name: str) -> float:
+        """Sum of every sample of `name` on /metrics."""
+        status, body, _ = http("GET", self.admin + "/metrics", timeout=10)
+        assert status == 200, status
+        return sum(float(l.rsplit(" ", 1)[1]) for l in body.decode().splitlines()
+                   if l.startswith(name + "{") or l.startswith(name + " "))
 
     def start(self, timeout: float = 30) -> "Replica":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             in_ns(self.name, [self.binary, "run", self.config,
                               f"--server.http.listen-addr=0.0.0.0:{ADMIN_PORT}",
-                              f"--storage.path={self.dir / 'data'}"]),
+                              f"--storage.path={self.data}"]),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

@@ -8,6 +8,10 @@ Scenarios, in order, each with its own `run` label on every profile:
   rolling   SIGTERM each replica in turn under load, restarting each
   faults    the path to the backend degraded (200 ms each way, 5% packet
             loss), then cut for 30 s, then healed (link.py)
+  kill9_queue, partition_queue
+            the same kill and cut with pyroscope.write's queue: every
+            acknowledged profile arrives (run only when the relay has the
+            queue block, issue 13)
 
 Asserted: every profile a client saw acknowledged reached the backend;
 in `kill9`, every failed request is one HAProxy had in flight on the killed
@@ -275,18 +279,93 @@ def scenario_faults(rig: Rig, degraded=15, partition=30, healed=15) -> dict:
     return figures
 
 
+def queue_supported(binary: Path, workdir: Path) -> bool:
+    """Whether this build has pyroscope.write's `queue` block (issue 13)."""
+    import subprocess
+    probe = workdir / "queue-probe.alloy"
+    probe.write_text('pyroscope.write "w" {\n  endpoint { url = "http://127.0.0.1:1" }\n'
+                     '  queue {}\n}\n')
+    return subprocess.run([binary, "check", probe], capture_output=True).returncode == 0
+
+
+def wait_queues_empty(rig: Rig, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = {n: r.metric("pyroscope_write_queue_pending_profiles")
+                   for n, r in rig.replicas.items()}
+        if not any(pending.values()):
+            return
+        assert time.monotonic() < deadline, f"queues not drained after {timeout}s: {pending}"
+        time.sleep(0.5)
+
+
+def scenario_kill9_queue(rig: Rig) -> dict:
+    """With the queue: SIGKILL a replica under load, restart it on the same
+    storage path (its volume): every acknowledged profile arrives."""
+    for r in rig.replicas.values():
+        r.use_queue(True)
+    t = Traffic(rig, "kill9_queue", seconds=20)
+    time.sleep(8)
+    killed_at = time.time()
+    rig.replicas["r1"].kill9()
+    rig.lb.wait_state("r1", "DOWN", timeout=10)
+    time.sleep(4)
+    rig.replicas["r1"].start()
+    rig.lb.wait_state("r1", "UP", timeout=20)
+    t.finish(timeout=120)
+    wait_queues_empty(rig)
+    t.rig.backend.quiet(1.0, timeout=60)
+    figures = t.check_acknowledged_delivered()
+    failed = t.failures()
+    for sender, r in failed:
+        assert len(r) < 5 or r[3] <= killed_at <= r[4] + 0.5, f"{sender}: {r}"
+    figures["in_flight_on_killed_replica"] = len(failed) + sum(t.resent.values())
+    figures["duplicates_at_backend"] = sum(v["delivered_twice"] for v in figures.values()
+                                           if isinstance(v, dict) and "delivered_twice" in v)
+    return figures
+
+
+def scenario_partition_queue(rig: Rig, partition=30) -> dict:
+    """With the queue: the backend cut off for 30 s; every send is still
+    acknowledged at once, and everything arrives after the cut heals."""
+    for r in rig.replicas.values():
+        r.use_queue(True)
+    t = Traffic(rig, "partition_queue", seconds=partition + 15)
+    time.sleep(5)
+    link.drop(rig.link.port, 100)
+    time.sleep(partition)
+    link.drop(rig.link.port, 0)
+    t.finish(timeout=180)
+    wait_queues_empty(rig)
+    t.rig.backend.quiet(1.0, timeout=60)
+    figures = t.check_acknowledged_delivered()
+    assert t.failures() == [], t.failures()[:5]
+    slow = [r for results in t.load.values() for r in results if len(r) > 4 and r[4] - r[3] > 1]
+    figures["acknowledged_after_more_than_1s"] = len(slow)
+    assert not slow, f"acknowledgements slower than 1 s with the queue: {slow[:5]}"
+    return figures
+
+
+QUEUE_SCENARIOS = {"kill9_queue", "partition_queue"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--relay", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="kill9,rolling,faults")
+    ap.add_argument("--only", default="kill9,rolling,faults,kill9_queue,partition_queue")
     a = ap.parse_args()
     rig = Rig(Path(a.relay), Path(a.workdir))
     results = {}
     try:
         rig.start()
+        has_queue = queue_supported(Path(a.relay), Path(a.workdir))
         for name in a.only.split(","):
+            if name in QUEUE_SCENARIOS and not has_queue:
+                print(f"== scenario {name}: NOT RUN, this build has no pyroscope.write queue block")
+                results[name] = {"not_run": "no queue block in this build"}
+                continue
             started = time.monotonic()
             print(f"== scenario {name}", flush=True)
             results[name] = globals()[f"scenario_{name}"](rig)
