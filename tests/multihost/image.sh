@@ -19,10 +19,7 @@
 #   bash tests/multihost/image.sh          # ~2 minutes with a fresh debootstrap
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-relay=${MH_RELAY_BIN:-$target/debug/pyroscope-relay}
+. "$here/relay-bin.sh"
 [ "$(id -u)" = 0 ] || { echo "image.sh needs root" >&2; exit 1; }
 for tool in buildah podman debootstrap; do
   command -v $tool >/dev/null || missing="${missing:-} $tool"

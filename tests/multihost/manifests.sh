@@ -10,10 +10,7 @@
 #   `systemd-analyze verify` where systemd is installed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-relay=${MH_RELAY_BIN:-$target/debug/pyroscope-relay}
+. "$here/relay-bin.sh"
 venv=$here/.venv/bin
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "manifests: $*" >&2; exit 1; }

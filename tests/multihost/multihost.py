@@ -178,15 +178,22 @@ class Traffic:
         return [(s, r) for s, results in self.load.items() for r in results if not r[1]]
 
 
-def scenario_kill9(rig: Rig) -> dict:
-    t = Traffic(rig, "kill9", seconds=20)
+def kill_and_restart(rig: Rig, name: str) -> float:
+    """8 s into the load, SIGKILL `name`; restart it (same storage path) 4 s
+    after HAProxy marks it down; returns when it was killed."""
     time.sleep(8)
     killed_at = time.time()
-    rig.replicas["r1"].kill9()
-    rig.lb.wait_state("r1", "DOWN", timeout=10)
+    rig.replicas[name].kill9()
+    rig.lb.wait_state(name, "DOWN", timeout=10)
     time.sleep(4)
-    rig.replicas["r1"].start()
-    rig.lb.wait_state("r1", "UP", timeout=20)
+    rig.replicas[name].start()
+    rig.lb.wait_state(name, "UP", timeout=20)
+    return killed_at
+
+
+def scenario_kill9(rig: Rig) -> dict:
+    t = Traffic(rig, "kill9", seconds=20)
+    killed_at = kill_and_restart(rig, "r1")
     t.finish(timeout=120)
     figures = t.check_acknowledged_delivered()
     # The loss is the requests in flight on r1 when it died: every request
@@ -305,13 +312,7 @@ def scenario_kill9_queue(rig: Rig) -> dict:
     for r in rig.replicas.values():
         r.use_queue(True)
     t = Traffic(rig, "kill9_queue", seconds=20)
-    time.sleep(8)
-    killed_at = time.time()
-    rig.replicas["r1"].kill9()
-    rig.lb.wait_state("r1", "DOWN", timeout=10)
-    time.sleep(4)
-    rig.replicas["r1"].start()
-    rig.lb.wait_state("r1", "UP", timeout=20)
+    killed_at = kill_and_restart(rig, "r1")
     t.finish(timeout=120)
     wait_queues_empty(rig)
     t.rig.backend.quiet(1.0, timeout=60)

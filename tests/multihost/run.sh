@@ -13,7 +13,7 @@
 # target-independent tests/multihost/last-run.json, not committed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
+. "$here/relay-bin.sh"
 only=kill9,rolling,faults,kill9_queue,partition_queue
 soak=0
 while [ $# -gt 0 ]; do
@@ -24,9 +24,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "tests/multihost needs root (network namespaces)" >&2; exit 1; }
-target=${CARGO_TARGET_DIR:-$repo/target}
-case $target in /*) ;; *) target=$repo/$target ;; esac
-relay=${MH_RELAY_BIN:-$target/debug/pyroscope-relay}
 [ -x "$relay" ] || { echo "$relay not found: run cargo build first" >&2; exit 1; }
 out=${MH_OUT:-$here/last-run.json}
 
