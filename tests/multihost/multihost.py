@@ -20,6 +20,7 @@ log). The figures are printed and written to OUT (JSON)."""
 
 import argparse
 import re
+import subprocess
 import base64
 import json
 import sys
@@ -46,6 +47,7 @@ PUSH_PATH = "/push.v1.PusherService/Push"
 class Rig:
     def __init__(self, binary: Path, workdir: Path):
         self.dir = workdir
+        self.binary = binary
         self.backend = Backend("backend", host=ADDR["be"]).start()
         self.backend.default = Answer(delay=BACKEND_DELAY)
         # The replicas reach the backend through the faults' delay line.
@@ -288,7 +290,6 @@ def scenario_faults(rig: Rig, degraded=15, partition=30, healed=15) -> dict:
 
 def queue_supported(binary: Path, workdir: Path) -> bool:
     """Whether this build has pyroscope.write's `queue` block (issue 13)."""
-    import subprocess
     probe = workdir / "queue-probe.alloy"
     probe.write_text('pyroscope.write "w" {\n  endpoint { url = "http://127.0.0.1:1" }\n'
                      '  queue {}\n}\n')
@@ -306,13 +307,35 @@ def wait_queues_empty(rig: Rig, timeout: float = 120):
         time.sleep(0.5)
 
 
+def queue_backlog(rig: Rig, name: str) -> int:
+    """Profiles pending on replica `name`'s volume, as `pyroscope-relay
+    queue status` reads them from disk (the replica may be stopped)."""
+    out = subprocess.run([rig.binary, "queue", "status", "--storage.path",
+                          rig.replicas[name].data, "--json"],
+                         capture_output=True, check=True).stdout
+    return int(sum(e["pending_profiles"] for e in json.loads(out)["queues"]))
+
+
 def scenario_kill9_queue(rig: Rig) -> dict:
-    """With the queue: SIGKILL a replica under load, restart it on the same
-    storage path (its volume): every acknowledged profile arrives."""
+    """With the queue: the backend cut off so every replica builds a
+    backlog, SIGKILL a replica, restart it on the same storage path (its
+    volume), heal: every acknowledged profile arrives, the killed
+    replica's backlog included."""
     for r in rig.replicas.values():
         r.use_queue(True)
     t = Traffic(rig, "kill9_queue", seconds=20)
-    killed_at = kill_and_restart(rig, "r1")
+    time.sleep(4)
+    link.drop(rig.link.port, 100)
+    time.sleep(4)
+    killed_at = time.time()
+    rig.replicas["r1"].kill9()
+    backlog = queue_backlog(rig, "r1")
+    rig.lb.wait_state("r1", "DOWN", timeout=10)
+    time.sleep(2)
+    rig.replicas["r1"].start()
+    rig.lb.wait_state("r1", "UP", timeout=20)
+    time.sleep(2)
+    link.drop(rig.link.port, 0)
     t.finish(timeout=120)
     wait_queues_empty(rig)
     t.rig.backend.quiet(1.0, timeout=60)
@@ -320,7 +343,15 @@ def scenario_kill9_queue(rig: Rig) -> dict:
     failed = t.failures()
     for sender, r in failed:
         assert len(r) < 5 or r[3] <= killed_at <= r[4] + 0.5, f"{sender}: {r}"
-    figures["in_flight_on_killed_replica"] = len(failed) + sum(t.resent.values())
+    assert backlog > 0, "r1 had nothing queued when it was killed: the test proves nothing"
+    delivered_from_r1 = sum(
+        1 for r in rig.backend.snapshot() if r.is_push and r.push is not None
+        for labels, _, _ in r.samples()
+        if labels.get("run") == "kill9_queue" and labels.get("replica") == "r1")
+    figures["backlog_on_killed_replica_volume"] = backlog
+    figures["push_samples_delivered_via_r1"] = delivered_from_r1
+    figures["in_flight_on_killed_replica"] = (len(failed) + sum(t.resent.values())
+                                              + sum(figures["agent_errors"].values()))
     figures["duplicates_at_backend"] = sum(v["delivered_twice"] for v in figures.values()
                                            if isinstance(v, dict) and "delivered_twice" in v)
     return figures
