@@ -112,7 +112,27 @@ class Traffic:
             self.dir, env={"NODE_PATH": str(clients.NODE_AGENT06), "DEBUG": "pyroscope*"}))
 
     def finish(self, timeout: float) -> dict:
-        outputs = clients.wait_all(self.procs, timeout=timeout)
+        outputs = []
+        deadline = time.monotonic() + timeout
+        try:
+            for p in self.procs:
+                try:
+                    outputs.append(p.wait(max(1, deadline - time.monotonic())))
+                except AssertionError:
+                    out = p.output()
+                    # @pyroscope/nodejs 0.6.4 throws this from its heap
+                    # profiler when stop() lands on a flush round (see
+                    # e2elib.clients.node_agent); its rounds drift, so over
+                    # a long run the stop cannot be placed between two.
+                    # Every upload before it is still checked.
+                    if not (p.name == "node-agent" and "profiler stopping" in out
+                            and "Heap profiler is not enabled." in out):
+                        raise
+                    print("   node agent: the known heap-profiler error at stop, ignored")
+                    outputs.append(out)
+        finally:
+            for p in self.procs:
+                p.kill()
         load = json.loads(self.load_out.read_text())
         self.resent = load.pop("resent")
         connect = [l for l in outputs[1].splitlines() if l.startswith("{")][-1]
@@ -121,8 +141,11 @@ class Traffic:
         self.load = load
         # What the agents said went wrong (pyroscope-io logs failed uploads,
         # @pyroscope/nodejs with DEBUG=pyroscope* too).
+        # (Up to the agent's stop: the node agent's known stop error, above,
+        # is not a failed upload.)
         self.agent_errors = {
-            p.name: [l for l in out.splitlines() if re.search(r"error|fail", l, re.I)]
+            p.name: [l for l in out.split("profiler stopping")[0].splitlines()
+                     if re.search(r"error|fail", l, re.I)]
             for p, out in zip(self.procs[2:], outputs[2:])}
         self.lb_lines = [l for l in self.rig.lb.log_lines(self.log_start)
                          if l["path"] in (PUSH_PATH, "/ingest")]
