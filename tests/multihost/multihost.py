@@ -4,7 +4,8 @@ to a recording backend on its own host. Run by run.sh, inside the
 backend's namespace (the backend is e2elib's, in this process).
 
 Scenarios, in order, each with its own `run` label on every profile:
-  kill9     one replica killed with SIGKILL under load, restarted 6 s later
+  kill9     one replica killed with SIGKILL under load, restarted 4 s after
+            HAProxy marks it down
   rolling   SIGTERM each replica in turn under load, restarting each
   faults    the path to the backend degraded (200 ms each way, 5% packet
             loss), then cut for 30 s, then healed (link.py)
@@ -14,15 +15,18 @@ Scenarios, in order, each with its own `run` label on every profile:
             queue block, issue 13)
 
 Asserted: every profile a client saw acknowledged reached the backend;
-in `kill9`, every failed request is one HAProxy had in flight on the killed
-replica; in `rolling`, no request fails (agents included, from HAProxy's
-log). The figures are printed and written to OUT (JSON)."""
+in `kill9`, the only failed requests are ones in flight on the killed
+replica (started before the kill, at most one per sequential sender); in
+`rolling`, no request fails (agents included: HAProxy's log and the
+agents' own); with the queue, the killed replica had a backlog on its
+volume, and during the cut no send failed or waited over 1 s. The figures
+are printed and written to OUT (JSON)."""
 
 import argparse
-import re
-import subprocess
 import base64
 import json
+import re
+import subprocess
 import sys
 import time
 import uuid
