@@ -35,3 +35,9 @@ echo "== end-to-end tests: real clients through the relay binary (tests/e2e)"
 cargo build
 bash tests/e2e/setup.sh
 tests/e2e/.venv-test/bin/python -m pytest tests/e2e
+
+echo "== deployment: manifests, and three replicas behind HAProxy on namespaced hosts (tests/multihost)"
+bash tests/multihost/setup.sh
+bash tests/multihost/manifests.sh
+bash tests/multihost/run.sh
+bash tests/multihost/image.sh
