@@ -6,10 +6,11 @@
 use std::error::Error;
 
 const PROTO_ROOT: &str = "proto";
-const PROTO_FILES: [&str; 3] = [
+const PROTO_FILES: [&str; 4] = [
     "push/v1/push.proto",
     "types/v1/types.proto",
     "google/v1/profile.proto",
+    "debuginfo/v1alpha1/debuginfo.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -24,6 +24,10 @@ cargo clippy --all-targets -- -D warnings
 echo "== unit and integration tests"
 cargo test --no-fail-fast
 
+echo "== fuzz targets, 15 s each, so a regression in a parser is caught (docs/fuzzing.md)"
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+bash fuzz/run.sh 15
+
 echo "== README quickstart, exactly as written"
 bash scripts/quickstart-test.sh
 
@@ -34,3 +38,8 @@ tests/e2e/.venv-test/bin/python -m pytest tests/e2e
 
 echo "== web UI in a real browser: Playwright driving Debian's Chromium (tests/ui)"
 bash tests/ui/run.sh
+echo "== deployment: manifests, and three replicas behind HAProxy on namespaced hosts (tests/multihost)"
+bash tests/multihost/setup.sh
+bash tests/multihost/manifests.sh
+bash tests/multihost/run.sh
+bash tests/multihost/image.sh

@@ -197,6 +197,19 @@ struct RunArgs {
     /// logfmt or json. A `logging` block in the config overrides it.
     #[arg(long = "log.format", default_value = "logfmt", value_parser = parse_format)]
     log_format: LogFormat,
+    /// Memory for request bodies and decompressed data, shared by every
+    /// pyroscope.receive_http: 512MiB, 2GiB or bytes. Beyond it requests
+    /// get 429 / resource_exhausted. Default: a quarter of the cgroup's
+    /// memory limit, or of physical memory.
+    #[arg(long = "request-memory-limit", value_parser = parse_memory_limit)]
+    request_memory_limit: Option<u64>,
+}
+
+fn parse_memory_limit(s: &str) -> Result<u64, String> {
+    match crate::config::parse_byte_size(s)?.0 {
+        0 => Err("the request memory limit must be more than 0 bytes".to_owned()),
+        bytes => Ok(bytes),
+    }
 }
 
 fn parse_level(s: &str) -> Result<LogLevel, String> {
@@ -256,7 +269,14 @@ async fn run(args: RunArgs) -> ExitCode {
         storage_path: args.storage_path,
         log_level: args.log_level,
         log_format: args.log_format,
+        request_memory_limit: args
+            .request_memory_limit
+            .unwrap_or_else(crate::receive_http::default_request_memory_limit),
     };
+    tracing::info!(
+        bytes = options.request_memory_limit,
+        "request memory budget (--request-memory-limit)"
+    );
     let runtime = Arc::new(Runtime::new(options, Some(log)));
 
     let admin = match AdminServer::bind(&args.listen_addr, runtime.clone()).await {
@@ -271,13 +291,15 @@ async fn run(args: RunArgs) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let admin_task = tokio::spawn(admin.serve(admin_stopped));
-
+    // The admin server answers only once the config is loaded, so that no
+    // request gets past an `http` block's TLS and authentication before
+    // they apply; connections made meanwhile wait in the listen backlog.
     if let Err(e) = runtime.reload().await {
         eprintln!("error: loading {}:\n{e}", runtime.config_source());
         runtime.shutdown().await;
         return ExitCode::FAILURE;
     }
+    let admin_task = tokio::spawn(admin.serve(admin_stopped));
     tracing::info!(
         admin = %admin_addr,
         config = %runtime.config_source(),

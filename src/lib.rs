@@ -18,6 +18,8 @@ pub mod archive;
 pub mod cli;
 pub mod codec;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pipeline;
 pub mod receive_http;
 pub mod relabel;

@@ -311,3 +311,38 @@ fn a_component_whose_update_failed_is_healthy_again_after_a_good_reload() {
     assert_eq!(http_get(&relay.url("/-/reload")).unwrap().0, 200);
     assert_eq!(http_get(&relay.url("/-/healthy")).unwrap().0, 200);
 }
+
+#[test]
+fn the_request_memory_limit_flag_sets_the_budget_and_a_bad_one_is_refused() {
+    let backend = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let config = receive_and_write(port, &backend.url());
+    let relay = Relay::spawn_with(&config, &["--request-memory-limit=512MiB"]);
+    relay.wait_ready(Duration::from_secs(20));
+    assert_eq!(ingest(port, b"a;b 1").0, 200);
+    // The body's reservation is given back when the writer drops it.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = http_get(&relay.url("/metrics")).unwrap().1;
+        if metrics.contains("\npyroscope_relay_request_memory_in_use_bytes 0\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for line in [
+        "pyroscope_relay_request_memory_limit_bytes 536870912",
+        "pyroscope_relay_request_memory_in_use_bytes 0",
+        "pyroscope_relay_request_memory_refusals_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    drop(relay);
+
+    for bad in ["0", "lots", "12XB"] {
+        let flag = format!("--request-memory-limit={bad}");
+        let mut relay = Relay::spawn_with(&config, &[&flag]);
+        let (status, stderr) = relay.wait_exit(Duration::from_secs(20));
+        assert!(!status.success(), "{bad}");
+        assert!(stderr.contains("--request-memory-limit"), "{stderr}");
+    }
+}

@@ -125,6 +125,8 @@ async fn slow_or_missing_headers_close_the_connection() {
             "{out:?}"
         );
     }
+    let cut = r#"pyroscope_receive_http_connections_timed_out_total{component_id="pyroscope.receive_http.test",component_path="/",reason="read"}"#;
+    assert_eq!(relay.metric(cut), Some(2.0), "{}", relay.metrics_text());
 }
 
 #[tokio::test]

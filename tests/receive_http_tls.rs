@@ -6,6 +6,7 @@ mod receive_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -328,4 +329,27 @@ async fn invalid_tls_configuration_is_unhealthy_with_the_reason() {
         assert!(reason.contains(expected), "{reason}");
         assert!(relay.component.local_addr().is_none());
     }
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_is_cut_within_the_read_timeout_and_counted() {
+    let pki = pki();
+    let mut a = tls_args(&pki, ClientAuth::NoClientCert);
+    a.http.server_read_timeout = Duration::from_millis(300);
+    let relay = Relay::start(a).await;
+    // The start of a ClientHello record, and then nothing: the server
+    // waits for the rest until the handshake deadline.
+    let hello_start = [
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ];
+    for bytes in [&[][..], &hello_start[..]] {
+        let started = std::time::Instant::now();
+        let out = raw_exchange(relay.addr(), bytes, Duration::from_secs(5)).await;
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "cut in time: {elapsed:?}");
+        assert!(out.is_empty(), "{out:?}");
+    }
+    let cut = r#"pyroscope_receive_http_connections_timed_out_total{component_id="pyroscope.receive_http.test",component_path="/",reason="tls_handshake"}"#;
+    assert_eq!(relay.metric(cut), Some(2.0), "{}", relay.metrics_text());
 }

@@ -6,11 +6,10 @@ mod support;
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
-use support::{Relay, free_port, http_request};
+use rustls::pki_types::ServerName;
+use support::{Relay, free_port, http_request, tls_client_config};
 
 struct Issued {
     cert_pem: String,
@@ -33,16 +32,8 @@ fn issue(ca: &CertifiedIssuer<'static, KeyPair>) -> Issued {
 
 /// The certificate the server presents, after a full handshake.
 fn served_certificate(port: u16, ca_der: &[u8]) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let name = ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut conn = rustls::ClientConnection::new(tls_client_config(ca_der), name).unwrap();
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).unwrap();

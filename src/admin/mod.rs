@@ -1,5 +1,12 @@
 //! The process's own HTTP server on `--server.http.listen-addr`: readiness,
-//! health, reload and metrics, with Alloy's paths and answers.
+//! health, reload and metrics, with Alloy's paths and answers, behind the
+//! TLS and basic authentication of the config's `http` block ([`Guard`]).
+
+mod guard;
+pub mod http_block;
+
+pub use guard::{Guard, GuardError};
+pub use http_block::HttpBlock;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -10,7 +17,8 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::runtime::{HealthState, Runtime};
@@ -43,26 +51,68 @@ impl AdminServer {
             };
             let Ok((stream, _)) = accepted else { continue };
             let runtime = self.runtime.clone();
-            let mut conn_shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let runtime = runtime.clone();
-                    async move {
-                        // The web UI (crate::ui) answers its own paths first.
-                        let response = match crate::ui::route(&runtime, req).await {
-                            Ok(ui) => ui,
-                            Err(req) => route(&runtime, req).await.map(BodyExt::boxed),
-                        };
-                        Ok::<_, Infallible>(response)
+            let conn_shutdown = shutdown.clone();
+            tokio::spawn(serve_connection(stream, runtime, conn_shutdown));
+        }
+    }
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one connection: over TLS when the `http` block has a `tls`
+/// block at the moment it was accepted, with every request checked
+/// against the credentials configured when it arrives.
+async fn serve_connection(
+    stream: TcpStream,
+    runtime: Arc<Runtime>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = runtime.admin_guard().tls().cloned();
+    let service = hyper::service::service_fn(move |req| {
+        let runtime = runtime.clone();
+        async move {
+            let refused = runtime.admin_guard().refuse(&req);
+            // The web UI (crate::ui) answers its own paths first.
+            Ok::<_, Infallible>(match refused {
+                Some(response) => response.map(BodyExt::boxed),
+                None => match crate::ui::route(&runtime, req).await {
+                    Ok(ui) => ui,
+                    Err(req) => route(&runtime, req).await.map(BodyExt::boxed),
+                },
+            })
+        }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    match tls {
+        None => {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "admin server: TLS handshake failed");
+                        return;
                     }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                tokio::select! {
-                    _ = conn => {}
-                    _ = conn_shutdown.wait_for(|stop| *stop) => {}
-                }
-            });
+                    Err(_) => {
+                        tracing::debug!("admin server: TLS handshake timed out");
+                        return;
+                    }
+                },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
         }
     }
 }

@@ -63,7 +63,7 @@ mod error;
 mod index;
 mod meta;
 mod metrics;
-mod record;
+pub(crate) mod record;
 pub mod store;
 mod time;
 mod view;

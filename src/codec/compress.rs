@@ -2,7 +2,9 @@
 //!
 //! Request bodies and gRPC messages may be gzipped by the client; the size
 //! limit applies to what they expand to, so a small "gzip bomb" is refused
-//! after at most `limit + 1` bytes of output, never expanded in full.
+//! after at most `limit + 1` bytes of output, never expanded in full. The
+//! caller may also veto each growth of the output buffer (the request
+//! memory budget does), which stops decompression at once.
 
 use std::io::{self, Read, Write};
 
@@ -27,6 +29,12 @@ pub enum DecompressError {
     /// The output would be larger than the limit; decompression stopped.
     #[error("decompressed size exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// The caller refused to let the output grow to `capacity` bytes.
+    #[error(
+        "no room for {capacity} bytes of decompressed data in the request memory budget; \
+         retry later"
+    )]
+    Refused { capacity: usize },
     /// The input is not valid gzip (bad header, checksum, truncation or
     /// trailing garbage).
     #[error("invalid gzip data: {0}")]
@@ -81,6 +89,20 @@ pub fn is_gzip(data: &[u8]) -> bool {
 /// An empty input yields empty output: Connect forbids decompressing
 /// zero-length bodies, and an empty message is valid protobuf.
 pub fn gunzip_limited(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+    gunzip_within(input, limit, |_, _| true)
+}
+
+/// [`gunzip_limited`], asking `may_grow(from, to)` before the output
+/// buffer is allocated (`from` 0) or grown from `from` to `to` bytes of
+/// capacity; `false` stops with [`DecompressError::Refused`] before
+/// anything more is produced. While a buffer grows both the old and the
+/// new allocation may exist (realloc copies), so an accurate account
+/// counts `from + to` until the next call or the end.
+pub fn gunzip_within(
+    input: &[u8],
+    limit: usize,
+    mut may_grow: impl FnMut(usize, usize) -> bool,
+) -> Result<Vec<u8>, DecompressError> {
     if input.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,6 +113,9 @@ pub fn gunzip_limited(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressE
         .saturating_mul(4)
         .min(limit)
         .min(MAX_INITIAL_CAPACITY);
+    if !may_grow(0, initial) {
+        return Err(DecompressError::Refused { capacity: initial });
+    }
     let mut output = Vec::with_capacity(initial);
     let mut chunk = vec![0u8; CHUNK_LEN];
     loop {
@@ -107,6 +132,9 @@ pub fn gunzip_limited(input: &[u8], limit: usize) -> Result<Vec<u8>, DecompressE
         if needed > output.capacity() {
             // Grow geometrically, but never past the limit.
             let target = needed.max(output.capacity().saturating_mul(2)).min(limit);
+            if !may_grow(output.capacity(), target) {
+                return Err(DecompressError::Refused { capacity: target });
+            }
             output.reserve_exact(target - output.len());
         }
         output.extend_from_slice(&chunk[..read]);
@@ -161,6 +189,34 @@ mod tests {
             Err(DecompressError::TooLarge { limit: 1048576 })
         ));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_refused_growth_stops_decompression_before_the_buffer_grows() {
+        let bomb = gzip(&vec![0u8; 8 * 1024 * 1024]);
+        let mut asked = Vec::new();
+        let result = gunzip_within(&bomb, usize::MAX, |from, to| {
+            assert!(from < to && asked.last().is_none_or(|&last| last == from));
+            asked.push(to);
+            to <= 1024 * 1024
+        });
+        let Err(DecompressError::Refused { capacity }) = result else {
+            panic!("expected a refusal, got {result:?}");
+        };
+        // Every step was asked for before it was taken; the refused one
+        // is the first past what was allowed, at most double the last.
+        assert_eq!(capacity, *asked.last().unwrap());
+        assert!(capacity > 1024 * 1024 && capacity <= 2 * 1024 * 1024);
+        assert!(asked.windows(2).all(|w| w[0] < w[1]), "{asked:?}");
+        let small = gzip(b"fits");
+        assert_eq!(
+            gunzip_within(&small, 100, |_, c| c <= 100).unwrap(),
+            b"fits"
+        );
+        assert!(matches!(
+            gunzip_within(&small, 100, |_, _| false),
+            Err(DecompressError::Refused { .. })
+        ));
     }
 
     #[test]

@@ -103,7 +103,9 @@ impl CodecError {
             CodecError::NoMessage | CodecError::MultipleMessages => Code::Unimplemented,
             CodecError::UnsupportedEncoding { .. } => Code::Unimplemented,
             CodecError::MessageTooLarge { .. } => Code::ResourceExhausted,
-            CodecError::Decompress(DecompressError::TooLarge { .. }) => Code::ResourceExhausted,
+            CodecError::Decompress(
+                DecompressError::TooLarge { .. } | DecompressError::Refused { .. },
+            ) => Code::ResourceExhausted,
             // Both connect-go and grpc-go call this a protocol error.
             CodecError::CompressedWithoutEncoding => Code::Internal,
             // Only ever raised on our own outgoing messages.

@@ -7,13 +7,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::tap::Tap;
-use super::{AppendError, Profile};
+use super::{AppendError, DebuginfoTarget, Profile};
 
 /// Something that accepts profiles: a writer, a relabel stage, an archive.
 /// It answers only when the profile is delivered (or durably stored), or
 /// has definitely failed.
 pub trait Appender: Send + Sync + 'static {
     fn append(&self, profile: Profile) -> BoxFuture<'_, Result<(), AppendError>>;
+
+    /// Where debug-info uploads sent to this appender go, if anywhere: a
+    /// writer's first endpoint, or for a stage the first target across its
+    /// `forward_to`. Asked once per debuginfo request, so the answer follows
+    /// reloads.
+    fn debuginfo(&self) -> Option<Arc<dyn DebuginfoTarget>> {
+        None
+    }
 }
 
 /// A component's `receiver` export. Its identity is the component id and
@@ -67,6 +75,18 @@ impl Receiver {
             .observe(profile, |profile| target.append(profile))
             .await
     }
+
+    /// The debuginfo target behind this receiver, if the component running
+    /// behind it has one (see [`Appender::debuginfo`]).
+    pub fn debuginfo(&self) -> Option<Arc<dyn DebuginfoTarget>> {
+        self.target.load().as_ref()?.debuginfo()
+    }
+}
+
+/// The first debuginfo target across `receivers`, in order (Alloy's rule
+/// for receive_http and relabel alike).
+pub fn first_debuginfo_target(receivers: &[Receiver]) -> Option<Arc<dyn DebuginfoTarget>> {
+    receivers.iter().find_map(Receiver::debuginfo)
 }
 
 impl PartialEq for Receiver {

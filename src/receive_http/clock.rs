@@ -38,7 +38,40 @@ pub(super) enum Verdict {
     /// Close gracefully: idle, nothing in flight.
     Idle,
     /// Close now, for this reason.
-    Close(&'static str),
+    Close(Cut),
+}
+
+/// Why a connection is cut; counted in
+/// `pyroscope_receive_http_connections_timed_out_total` by [`Cut::label`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// No complete request head within `server_read_timeout` (also a
+    /// connection that never sent a byte).
+    Read,
+    /// A write made no progress for `server_write_timeout`.
+    Write,
+    /// The TLS handshake did not finish in time.
+    TlsHandshake,
+}
+
+impl Cut {
+    pub const ALL: [Cut; 3] = [Cut::Read, Cut::Write, Cut::TlsHandshake];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Cut::Read => "read",
+            Cut::Write => "write",
+            Cut::TlsHandshake => "tls_handshake",
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cut::Read => "read timeout: no complete request head",
+            Cut::Write => "write timeout: the client stopped reading",
+            Cut::TlsHandshake => "TLS handshake timed out",
+        }
+    }
 }
 
 /// Timestamps are milliseconds since `origin`, plus one so that 0 can mean
@@ -173,7 +206,7 @@ impl ConnClock {
         if blocked != 0 && !t.write.is_zero() {
             let deadline = self.instant(blocked) + t.write;
             if now >= deadline {
-                return Verdict::Close("write timeout: the client stopped reading");
+                return Verdict::Close(Cut::Write);
             }
             consider(deadline);
         }
@@ -189,7 +222,7 @@ impl ConnClock {
                 };
                 let deadline = start + t.read;
                 if now >= deadline {
-                    return Verdict::Close("read timeout: no complete request head");
+                    return Verdict::Close(Cut::Read);
                 }
                 consider(deadline);
             } else {

@@ -73,32 +73,7 @@ fn bytes(size: ByteSize) -> u64 {
 
 impl DecodeBlock for TlsConfig {
     fn decode(d: &mut BlockDecoder<'_>) -> Self {
-        let client_ca_pem: String = d.attr("client_ca_pem", String::new());
-        // `client_ca` is the name some Alloy versions use.
-        let client_ca: String = d.attr("client_ca", String::new());
-        if !client_ca_pem.is_empty() && !client_ca.is_empty() {
-            d.error("at most one of client_ca_pem and client_ca must be set");
-        }
-        let client_auth_type = match d.optional::<String>("client_auth_type") {
-            None => ClientAuth::default(),
-            Some(name) => ClientAuth::parse(&name).unwrap_or_else(|| {
-                let message = format!(
-                    "invalid client_auth_type {name:?}: expected one of {}",
-                    ClientAuth::NAMES
-                );
-                report(d, "client_auth_type", message);
-                ClientAuth::default()
-            }),
-        };
-        let min_version = match d.optional::<String>("min_version") {
-            None => TlsVersion::default(),
-            Some(name) => TlsVersion::parse(&name).unwrap_or_else(|| {
-                let message =
-                    format!("invalid min_version {name:?}: expected TLS10, TLS11, TLS12 or TLS13");
-                report(d, "min_version", message);
-                TlsVersion::default()
-            }),
-        };
+        // Alloy's receiver takes the suites as one comma-separated string.
         let cipher_suites = d
             .attr("cipher_suites", String::new())
             .split(',')
@@ -106,29 +81,61 @@ impl DecodeBlock for TlsConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        let tls = TlsConfig {
-            cert_pem: d.attr("cert_pem", String::new()),
-            cert_file: d.attr("cert_file", String::new()),
-            key_pem: d
-                .optional::<Secret>("key_pem")
-                .map(|s| s.expose().to_owned())
-                .unwrap_or_default(),
-            key_file: d.attr("key_file", String::new()),
-            client_ca_pem: if client_ca_pem.is_empty() {
-                client_ca
-            } else {
-                client_ca_pem
-            },
-            client_ca_file: d.attr("client_ca_file", String::new()),
-            client_auth_type,
-            min_version,
-            cipher_suites,
-        };
-        for problem in tls.problems() {
-            d.error(problem);
-        }
-        tls
+        decode_tls(d, cipher_suites)
     }
+}
+
+/// The attributes the receiver's `tls` block shares with the admin
+/// server's (`http > tls`), which takes `cipher_suites` as a list.
+pub(crate) fn decode_tls(d: &mut BlockDecoder<'_>, cipher_suites: Vec<String>) -> TlsConfig {
+    let client_ca_pem: String = d.attr("client_ca_pem", String::new());
+    // `client_ca` is the name some Alloy versions use.
+    let client_ca: String = d.attr("client_ca", String::new());
+    if !client_ca_pem.is_empty() && !client_ca.is_empty() {
+        d.error("at most one of client_ca_pem and client_ca must be set");
+    }
+    let client_auth_type = match d.optional::<String>("client_auth_type") {
+        None => ClientAuth::default(),
+        Some(name) => ClientAuth::parse(&name).unwrap_or_else(|| {
+            let message = format!(
+                "invalid client_auth_type {name:?}: expected one of {}",
+                ClientAuth::NAMES
+            );
+            report(d, "client_auth_type", message);
+            ClientAuth::default()
+        }),
+    };
+    let min_version = match d.optional::<String>("min_version") {
+        None => TlsVersion::default(),
+        Some(name) => TlsVersion::parse(&name).unwrap_or_else(|| {
+            let message =
+                format!("invalid min_version {name:?}: expected TLS10, TLS11, TLS12 or TLS13");
+            report(d, "min_version", message);
+            TlsVersion::default()
+        }),
+    };
+    let tls = TlsConfig {
+        cert_pem: d.attr("cert_pem", String::new()),
+        cert_file: d.attr("cert_file", String::new()),
+        key_pem: d
+            .optional::<Secret>("key_pem")
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default(),
+        key_file: d.attr("key_file", String::new()),
+        client_ca_pem: if client_ca_pem.is_empty() {
+            client_ca
+        } else {
+            client_ca_pem
+        },
+        client_ca_file: d.attr("client_ca_file", String::new()),
+        client_auth_type,
+        min_version,
+        cipher_suites,
+    };
+    for problem in tls.problems() {
+        d.error(problem);
+    }
+    tls
 }
 
 fn report(d: &mut BlockDecoder<'_>, attribute: &str, message: String) {

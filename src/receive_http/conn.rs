@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::clock::{ConnClock, Timeouts, TrackedIo, Verdict};
+use super::clock::{ConnClock, Cut, Timeouts, TrackedIo, Verdict};
 use super::reply::HttpResponse;
 use super::router::{self, App, Deadlines};
 
@@ -81,7 +81,10 @@ async fn serve_tls(
     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => serve_io(stream, shared, drain).await,
         Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
-        Err(_) => tracing::debug!("TLS handshake timed out"),
+        Err(_) => {
+            tracing::debug!(reason = Cut::TlsHandshake.reason(), "closing connection");
+            shared.app.metrics.connection_cut(Cut::TlsHandshake);
+        }
     }
 }
 
@@ -182,8 +185,9 @@ where
 {
     loop {
         let next = match clock.verdict(&shared.timeouts, Instant::now()) {
-            Verdict::Close(reason) => {
-                tracing::debug!(reason, "closing connection");
+            Verdict::Close(cut) => {
+                tracing::debug!(reason = cut.reason(), "closing connection");
+                shared.app.metrics.connection_cut(cut);
                 return None;
             }
             // Nothing in flight: the graceful close is just closing.
@@ -308,8 +312,9 @@ async fn drive<S: Served>(
     loop {
         let now = Instant::now();
         let mut next = match clock.verdict(&shared.timeouts, now) {
-            Verdict::Close(reason) => {
-                tracing::debug!(reason, "closing connection");
+            Verdict::Close(cut) => {
+                tracing::debug!(reason = cut.reason(), "closing connection");
+                shared.app.metrics.connection_cut(cut);
                 return Ended::Error;
             }
             Verdict::Idle if drain_by.is_some() => return Ended::Error,

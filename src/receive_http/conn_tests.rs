@@ -20,8 +20,10 @@ fn shared() -> Arc<ConnShared> {
             forward_headers: vec![],
             body_limit: 1024,
             decompressed_limit: 1024,
+            debug_info_upload_timeout: Duration::from_secs(120),
         },
         ComponentMetrics::new("test", Arc::new(Metrics::unregistered())),
+        crate::receive_http::budget::RequestBudget::new(1 << 20),
         Arc::new(crate::pipeline::tap::Tap::new("test")),
     ));
     Arc::new(ConnShared {

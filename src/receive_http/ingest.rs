@@ -41,7 +41,8 @@ where
     let (parts, body) = request.into_parts();
     let settings = app.settings();
     let declared = body::content_length(&parts.headers);
-    let body = match body::read_limited(body, declared, settings.body_limit, deadlines.read).await {
+    let limit = settings.body_limit;
+    let body = match body::read_limited(body, declared, limit, deadlines.read, &app.budget).await {
         Ok(body) => body,
         Err(err) => return Err(body_error(err)),
     };
@@ -106,13 +107,24 @@ fn failed() -> reply::HttpResponse {
     )
 }
 
+/// How long a client refused for lack of request memory should wait.
+const OVER_BUDGET_RETRY_AFTER_SECONDS: &str = "1";
+
 fn body_error(err: BodyError) -> reply::HttpResponse {
     let status = match err {
         BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
         BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        BodyError::OverBudget(_) => StatusCode::TOO_MANY_REQUESTS,
     };
-    reply::plain(status, format!("{err}\n"))
+    let mut response = reply::plain(status, format!("{err}\n"));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(OVER_BUDGET_RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// Labels from the `name` parameter, as Alloy builds them: parsed with the

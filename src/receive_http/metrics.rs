@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::clock::Cut;
+
 /// Request duration buckets, in seconds: Prometheus' defaults (what dskit's
 /// `request_duration_seconds` uses) plus 30 and 60 s, the write timeout
 /// and a slow chain.
@@ -31,13 +33,25 @@ pub struct ConnLabels {
 pub struct RequestLabels {
     pub component_id: String,
     pub component_path: String,
-    /// `ingest`, `push` or `other` (404/405 answers).
+    /// `ingest`, `push`, `debuginfo` (the unary calls), `debuginfo_upload`
+    /// or `other` (404/405 answers).
     pub route: String,
     /// `http` (ingest, other), `connect`, `grpc` or `grpc_web`.
     pub protocol: String,
     /// The HTTP status for `http`; the RPC code name (`ok`,
     /// `invalid_argument`, ...) for the RPC protocols.
     pub status: String,
+}
+
+/// Labels of the timed-out connections counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CutLabels {
+    pub component_id: String,
+    pub component_path: String,
+    /// `read` (no complete request head in time, including connections
+    /// that never send), `write` (the client stopped reading) or
+    /// `tls_handshake`.
+    pub reason: String,
 }
 
 /// Labels of the received counters.
@@ -48,6 +62,17 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of the debuginfo downstream call counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DebuginfoCallLabels {
+    pub component_id: String,
+    pub component_path: String,
+    /// `ShouldInitiateUpload`, `UploadFinished` or `Upload`.
+    pub method: String,
+    /// `success` or `failure`.
+    pub result: String,
+}
+
 /// The component's metric families, shared by every instance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +81,8 @@ pub struct Metrics {
     pub request_duration: Family<RequestLabels, Histogram>,
     pub received_bytes: Family<RouteLabels, Counter>,
     pub received_profiles: Family<RouteLabels, Counter>,
+    pub debuginfo_downstream_calls: Family<DebuginfoCallLabels, Counter>,
+    pub connections_timed_out: Family<CutLabels, Counter>,
 }
 
 impl Metrics {
@@ -88,6 +115,19 @@ impl Metrics {
             "Profiles decoded and handed to forward_to (push samples; one per /ingest body).",
             metrics.received_profiles.clone(),
         );
+        registry.register(
+            "pyroscope_receive_http_debuginfo_downstream_calls",
+            "Total number of downstream debuginfo calls made by the receive_http proxy, \
+             labeled by method and result.",
+            metrics.debuginfo_downstream_calls.clone(),
+        );
+        registry.register(
+            "pyroscope_receive_http_connections_timed_out",
+            "Connections closed because a timeout passed: no complete request head within \
+             server_read_timeout, no write progress within server_write_timeout, or a TLS \
+             handshake not done in time.",
+            metrics.connections_timed_out.clone(),
+        );
         metrics
     }
 
@@ -101,6 +141,8 @@ impl Metrics {
             }),
             received_bytes: Family::default(),
             received_profiles: Family::default(),
+            debuginfo_downstream_calls: Family::default(),
+            connections_timed_out: Family::default(),
         }
     }
 }
@@ -111,6 +153,8 @@ pub(super) struct ComponentMetrics {
     pub component_id: String,
     pub connections: Gauge,
     pub connections_limit: Gauge,
+    /// By [`Cut::ALL`] order.
+    cuts: [Counter; 3],
     families: Arc<Metrics>,
     resolved: Arc<Resolved>,
 }
@@ -134,10 +178,16 @@ impl ComponentMetrics {
             .tcp_connections_limit
             .get_or_create(&labels)
             .clone();
+        let cuts = Cut::ALL.map(|cut| {
+            families
+                .connections_timed_out
+                .get_or_create_owned(&cut_labels(component_id, cut))
+        });
         Self {
             component_id: component_id.to_owned(),
             connections,
             connections_limit,
+            cuts,
             families,
             resolved: Arc::default(),
         }
@@ -192,11 +242,37 @@ impl ComponentMetrics {
         }
     }
 
-    /// Drops this component's connection gauges (the component is gone).
+    /// Counts one relayed debuginfo call (Alloy counts a call that found
+    /// no downstream as a failure too). Rare, so not cached.
+    pub fn debuginfo_call(&self, method: &str, success: bool) {
+        let labels = DebuginfoCallLabels {
+            component_id: self.component_id.clone(),
+            component_path: "/".to_owned(),
+            method: method.to_owned(),
+            result: if success { "success" } else { "failure" }.to_owned(),
+        };
+        self.families
+            .debuginfo_downstream_calls
+            .get_or_create(&labels)
+            .inc();
+    }
+
+    /// Counts a connection closed by a timeout.
+    pub fn connection_cut(&self, cut: Cut) {
+        if let Some(i) = Cut::ALL.iter().position(|c| *c == cut) {
+            self.cuts[i].inc();
+        }
+    }
+
+    /// Drops this component's connection series (the component is gone).
     pub fn remove(&self) {
         let labels = conn_labels(&self.component_id);
         self.families.tcp_connections.remove(&labels);
         self.families.tcp_connections_limit.remove(&labels);
+        for cut in Cut::ALL {
+            let labels = cut_labels(&self.component_id, cut);
+            self.families.connections_timed_out.remove(&labels);
+        }
     }
 }
 
@@ -206,6 +282,14 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cut_labels(component_id: &str, cut: Cut) -> CutLabels {
+    CutLabels {
+        component_id: component_id.to_owned(),
+        component_path: "/".to_owned(),
+        reason: cut.label().to_owned(),
+    }
 }
 
 fn conn_labels(component_id: &str) -> ConnLabels {

@@ -1,6 +1,7 @@
 //! `pyroscope.receive_http`: an HTTP server that accepts profiles on
 //! Pyroscope's `/ingest` and `push.v1.PusherService/Push` APIs and hands
-//! them to every `forward_to` receiver.
+//! them to every `forward_to` receiver, and relays the eBPF profiler's
+//! debug-info uploads to the first debuginfo target behind `forward_to`.
 //!
 //! # Routes
 //! | Path | Method | Answer |
@@ -9,6 +10,7 @@
 //! | `/push.v1.PusherService/Push` | POST | Connect, gRPC and gRPC-Web; proto and JSON; gzip |
 //! | `/ingest`, `/push.v1.PusherService/Push` | other | 405, `Allow: POST` |
 //! | `/push.v1.PusherService/<other>` | POST / other | 404 / 405 |
+//! | `/debuginfo.v1alpha1.DebuginfoService/...` | | see [`debuginfo`] |
 //! | anything else | any | 404 |
 //!
 //! A push whose `Content-Type` names no supported protocol gets 415 with
@@ -19,9 +21,8 @@
 //! (`max_concurrent_streams`, `max_read_frame_size`, `read_idle_timeout`
 //! and `ping_timeout` for keep-alive pings, `idle_timeout`,
 //! `max_upload_buffer_per_connection` / `_per_stream` as flow-control
-//! windows); the rest are accepted and ignored. The `grpc` block and
-//! `debug_info_upload_timeout` are accepted and ignored: Alloy's gRPC
-//! server has no services, and the debuginfo routes are not served.
+//! windows); the rest are accepted and ignored. The `grpc` block is
+//! accepted and ignored: Alloy's gRPC server has no services.
 //!
 //! # `/ingest`
 //! Labels come from the `name` query parameter (Pyroscope's labelset
@@ -96,8 +97,20 @@
 //! slot before accepting, so further clients wait in the kernel queue.
 //! `max_request_body_size` (256 MiB) is checked against `Content-Length`
 //! before reading and counted while reading; the body is held once, in one
-//! buffer shared by every receiver. `max_decompressed_body_size` (4× the
+//! buffer shared by every receiver. Debuginfo uploads are streamed, never
+//! held, and bounded by `debug_info_upload_timeout` instead. `max_decompressed_body_size` (4× the
 //! body limit) stops gunzipping a push body when reached.
+//!
+//! Every component of the process also reserves what it buffers (bodies,
+//! and gunzipped messages as they grow) from one [`RequestBudget`]
+//! (`--request-memory-limit`) before buffering it; a request that does not
+//! fit gets 429 with `Retry-After` on `/ingest` and resource_exhausted on
+//! push. A reservation is owned by the body's `Bytes`, so it is given back
+//! when the last receiver drops the body (see `budget`).
+//!
+//! Connections cut by a timeout (read: no complete head; write: the client
+//! stopped reading; TLS handshake) are counted by reason in
+//! `pyroscope_receive_http_connections_timed_out_total`.
 //!
 //! # Updates
 //! A new `forward_to`, `forward_headers` or body limit is swapped in
@@ -110,9 +123,11 @@
 
 mod arguments;
 mod body;
+mod budget;
 mod clock;
 mod config;
 mod conn;
+mod debuginfo;
 mod forward;
 mod ingest;
 mod metrics;
@@ -129,7 +144,12 @@ pub use arguments::{
     Arguments, ClientAuth, DEFAULT_CONN_LIMIT, DEFAULT_MAX_REQUEST_BODY_SIZE, Http2Config,
     HttpConfig, TlsConfig, TlsVersion, forward_header_name,
 };
-pub use metrics::{ConnLabels, Metrics, RequestLabels, RouteLabels};
+pub use budget::{RequestBudget, default_limit as default_request_memory_limit};
+pub(crate) use config::decode_tls;
+pub use metrics::{
+    ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels,
+};
+pub(crate) use tls::server_config_with as tls_server_config;
 
 use crate::pipeline::tap::Tap;
 use crate::runtime::Health;
@@ -153,12 +173,14 @@ impl ReceiveHttp {
         component_id: &str,
         args: Arguments,
         metrics: Arc<Metrics>,
+        budget: Arc<RequestBudget>,
         health: Health,
         tap: Arc<Tap>,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
             ComponentMetrics::new(component_id, metrics),
+            budget,
             tap,
         ));
         let mut component = ReceiveHttp {

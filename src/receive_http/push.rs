@@ -1,19 +1,24 @@
 //! `POST /push.v1.PusherService/Push` in Connect, gRPC and gRPC-Web: one
 //! path from headers to receivers, differing only in where the timeout
 //! and compression are named, whether the message is framed, and how the
-//! answer is shaped (`reply`).
+//! answer is shaped (`reply`). The debuginfo unary calls reuse its header,
+//! body and envelope handling (`debuginfo`).
+
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
 use http_body::Body;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::budget::{RequestBudget, Reservation};
 use super::forward::{self, Failures};
-use super::reply::{self, HttpResponse};
+use super::reply;
 use super::router::{App, Deadlines, Outcome};
 use crate::codec::compress::{self, Compression};
-use crate::codec::push::{decode_push, series_from_proto};
+use crate::codec::push::{decode_push, encode_push_response, series_from_proto};
 use crate::codec::rpc::{Codec, Protocol, classify};
 use crate::codec::{Code, CodecError, envelope, timeout};
 use crate::pipeline::{Labels, Payload, Profile};
@@ -21,17 +26,17 @@ use crate::pipeline::{Labels, Payload, Profile};
 /// How many label sets an error message names before "and N more".
 const DESCRIBED_SERIES: usize = 3;
 
-/// A push that failed, with the code to answer with.
+/// A push (or debuginfo call) that failed, with the code to answer with.
 #[derive(Debug)]
-struct RpcError {
-    code: Code,
-    message: String,
+pub(super) struct RpcError {
+    pub code: Code,
+    pub message: String,
     /// The request body was not read to its end.
-    body_unread: bool,
+    pub body_unread: bool,
 }
 
 impl RpcError {
-    fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -51,25 +56,43 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let content_type = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let Some((protocol, codec)) = content_type.and_then(classify) else {
+    let Some((protocol, codec)) = rpc_kind(request.headers()) else {
         return Outcome::new(reply::unsupported_media_type(), "push", "http");
     };
     let result = serve(protocol, codec, request, app, deadlines).await;
-    let (response, status, body_unread): (HttpResponse, &'static str, bool) = match result {
-        Ok(()) => (reply::rpc_ok(protocol, codec), "ok", false),
+    rpc_outcome(
+        "push",
+        protocol,
+        codec,
+        result.map(|()| encode_push_response(codec)),
+    )
+}
+
+/// The protocol and codec a unary RPC request's `Content-Type` names.
+pub(super) fn rpc_kind(headers: &HeaderMap) -> Option<(Protocol, Codec)> {
+    let content_type = headers.get(http::header::CONTENT_TYPE)?;
+    classify(content_type.to_str().ok()?)
+}
+
+/// The answer to a unary RPC on `route`: the response message (already in
+/// `codec`), or the error in the protocol's form.
+pub(super) fn rpc_outcome(
+    route: &'static str,
+    protocol: Protocol,
+    codec: Codec,
+    result: Result<Bytes, RpcError>,
+) -> Outcome {
+    let (response, status, body_unread) = match result {
+        Ok(message) => (reply::rpc_message(protocol, codec, message), "ok", false),
         Err(err) => {
-            tracing::debug!(code = err.code.name(), message = %err.message, "push failed");
+            tracing::debug!(route, code = err.code.name(), message = %err.message, "RPC failed");
             let response = reply::rpc_error(protocol, codec, err.code, &err.message);
             (response, err.code.name(), err.body_unread)
         }
     };
     Outcome {
         response,
-        route: "push",
+        route,
         protocol: protocol_label(protocol),
         status: status.to_owned(),
         body_unread,
@@ -102,13 +125,15 @@ where
 
     let read_deadline = earliest(deadlines.read, caller_deadline);
     let declared = body::content_length(&parts.headers);
-    let body = body::read_limited(body, declared, settings.body_limit, read_deadline)
+    let limit = settings.body_limit;
+    let body = body::read_limited(body, declared, limit, read_deadline, &app.budget)
         .await
         .map_err(|err| body_error(err, caller_deadline))?;
     app.metrics.received("push", body.len(), 0);
 
     let limit = usize::try_from(settings.decompressed_limit).unwrap_or(usize::MAX);
-    let message = unwrap_message(protocol, compression, body, &settings, limit)?;
+    let message =
+        unwrap_message(protocol, compression, body, &settings, limit, &app.budget).await?;
     let series = series_from_proto(decode_push(message, codec)?);
     let profiles: usize = series.iter().map(|s| s.samples.len()).sum();
     app.metrics.received("push", 0, profiles);
@@ -146,7 +171,7 @@ where
 }
 
 /// The caller's deadline header, as a duration from now.
-fn caller_timeout(
+pub(super) fn caller_timeout(
     protocol: Protocol,
     headers: &HeaderMap,
 ) -> Result<Option<std::time::Duration>, CodecError> {
@@ -162,7 +187,10 @@ fn caller_timeout(
 
 /// The compression the request names: `Content-Encoding` for the whole
 /// Connect body, `grpc-encoding` for gRPC messages flagged compressed.
-fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compression, CodecError> {
+pub(super) fn request_compression(
+    protocol: Protocol,
+    headers: &HeaderMap,
+) -> Result<Compression, CodecError> {
     let name = match protocol {
         Protocol::Connect => http::header::CONTENT_ENCODING.as_str(),
         Protocol::Grpc | Protocol::GrpcWeb => "grpc-encoding",
@@ -173,36 +201,82 @@ fn request_compression(protocol: Protocol, headers: &HeaderMap) -> Result<Compre
     }
 }
 
-/// The bare, uncompressed message of the body.
-fn unwrap_message(
+/// The bare, uncompressed message of the body. Decompressed output is
+/// reserved in the request memory budget as it grows; the compressed body
+/// is let go as soon as it is decompressed.
+pub(super) async fn unwrap_message(
     protocol: Protocol,
     compression: Compression,
     body: Bytes,
     settings: &super::router::Settings,
     decompressed_limit: usize,
+    budget: &Arc<RequestBudget>,
 ) -> Result<Bytes, CodecError> {
-    let (compressed, message) = if protocol.is_enveloped() {
-        let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
-        let envelope = envelope::parse_single_message(&body, max_len)?;
-        if envelope.compressed && compression == Compression::Identity {
-            return Err(CodecError::CompressedWithoutEncoding);
-        }
-        (envelope.compressed, envelope.message)
-    } else {
-        (compression == Compression::Gzip, body)
-    };
+    let max_len = usize::try_from(settings.body_limit).unwrap_or(usize::MAX);
+    let (compressed, message) = split_message(protocol, compression, body, max_len)?;
     if !compressed || message.is_empty() {
         return Ok(message);
     }
-    Ok(Bytes::from(compress::gunzip_limited(
-        &message,
-        decompressed_limit,
-    )?))
+    let reservation = budget.reservation();
+    if message.len() < INLINE_GUNZIP_INPUT {
+        return gunzip(message, decompressed_limit, reservation);
+    }
+    // A closed semaphore cannot happen (it is never closed); go on anyway.
+    let _slot = GUNZIP_SLOTS.acquire().await;
+    let work = move || gunzip(message, decompressed_limit, reservation);
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(CodecError::Decompress(compress::DecompressError::Refused {
+            capacity: 0,
+        })),
+    }
 }
 
-fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
+/// Compressed inputs below this are gunzipped on the async worker: handing
+/// them to another thread costs more than they take.
+const INLINE_GUNZIP_INPUT: usize = 16 * 1024;
+
+/// Larger inputs are gunzipped on the blocking pool, at most one per core
+/// at a time, so that a stream of gzip bombs cannot take the async workers
+/// (or all the CPU) that every other request needs.
+static GUNZIP_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Whether the message is compressed, and the message: the body, or the
+/// one enveloped message of gRPC / gRPC-Web.
+fn split_message(
+    protocol: Protocol,
+    compression: Compression,
+    body: Bytes,
+    max_len: usize,
+) -> Result<(bool, Bytes), CodecError> {
+    if !protocol.is_enveloped() {
+        return Ok((compression == Compression::Gzip, body));
+    }
+    let envelope = envelope::parse_single_message(&body, max_len)?;
+    if envelope.compressed && compression == Compression::Identity {
+        return Err(CodecError::CompressedWithoutEncoding);
+    }
+    Ok((envelope.compressed, envelope.message))
+}
+
+/// Gunzips `message`, holding in `reservation` what the output buffer
+/// takes: while it grows, the old and the new allocation.
+fn gunzip(message: Bytes, limit: usize, mut reservation: Reservation) -> Result<Bytes, CodecError> {
+    let output = compress::gunzip_within(&message, limit, |from, to| {
+        reservation.shrink_to(from as u64);
+        reservation.grow_to((from + to) as u64).is_ok()
+    });
+    drop(message);
+    let output = output?;
+    reservation.shrink_to(output.capacity() as u64);
+    Ok(reservation.seal(output))
+}
+
+pub(super) fn body_error(err: BodyError, caller_deadline: Option<Instant>) -> RpcError {
     let code = match err {
-        BodyError::TooLarge { .. } => Code::ResourceExhausted,
+        BodyError::TooLarge { .. } | BodyError::OverBudget(_) => Code::ResourceExhausted,
         BodyError::TimedOut => Code::DeadlineExceeded,
         BodyError::Read(_) => Code::InvalidArgument,
     };
@@ -240,7 +314,7 @@ fn describe(first: &[Labels], total: usize) -> String {
     described.join(", ")
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(super) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -1,6 +1,6 @@
 //! Response bodies and the answers of each protocol: plain HTTP for
 //! `/ingest` and routing, and the success and error forms of Connect, gRPC
-//! and gRPC-Web.
+//! and gRPC-Web (for the push and debuginfo RPCs).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,7 +14,6 @@ use http_body::{Body, Frame, SizeHint};
 use crate::codec::Code;
 use crate::codec::connect_error;
 use crate::codec::envelope;
-use crate::codec::push::encode_push_response;
 use crate::codec::rpc::{self, Codec, Protocol};
 
 /// Longest status message sent in a `grpc-message` header, before
@@ -129,28 +128,28 @@ pub(super) fn unsupported_media_type() -> HttpResponse {
     response
 }
 
-/// The successful answer to a push: an empty `PushResponse`.
-pub(super) fn rpc_ok(protocol: Protocol, codec: Codec) -> HttpResponse {
-    let message = encode_push_response(codec);
+/// A successful unary answer carrying `message`, already in `codec`.
+pub(super) fn rpc_message(protocol: Protocol, codec: Codec, message: Bytes) -> HttpResponse {
     let content_type = Some(protocol.content_type(codec));
-    match protocol {
-        Protocol::Connect => response(StatusCode::OK, content_type, ResponseBody::new(message)),
-        Protocol::Grpc => {
-            let framed = frame(&message);
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from_static("0"));
-            response(
-                StatusCode::OK,
-                content_type,
-                ResponseBody::with_trailers(framed, trailers),
-            )
-        }
-        Protocol::GrpcWeb => {
-            let mut body = frame(&message).to_vec();
-            body.extend_from_slice(&envelope::encode_grpc_web_trailers(None, ""));
-            response(StatusCode::OK, content_type, ResponseBody::new(body))
-        }
+    if protocol == Protocol::Connect {
+        return response(StatusCode::OK, content_type, ResponseBody::new(message));
     }
+    let framed = match envelope::encode(0, &message) {
+        Ok(framed) => framed,
+        Err(err) => return rpc_error(protocol, codec, Code::Internal, &err.to_string()),
+    };
+    if protocol == Protocol::Grpc {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        return response(
+            StatusCode::OK,
+            content_type,
+            ResponseBody::with_trailers(framed, trailers),
+        );
+    }
+    let mut body = framed.to_vec();
+    body.extend_from_slice(&envelope::encode_grpc_web_trailers(None, ""));
+    response(StatusCode::OK, content_type, ResponseBody::new(body))
 }
 
 /// A failed push, in the protocol's own error form: Connect's JSON body
@@ -192,12 +191,6 @@ pub(super) fn rpc_error(
             )
         }
     }
-}
-
-/// Frames a response message. Ours are empty messages, which always fit
-/// the 4-byte length.
-fn frame(message: &[u8]) -> Bytes {
-    envelope::encode(0, message).expect("an empty response message always fits a gRPC frame")
 }
 
 /// The longest prefix of `s` of at most [`MAX_GRPC_MESSAGE_LEN`] bytes

@@ -1,7 +1,8 @@
-//! Routes a request to `/ingest` or the push RPC, answers everything else
-//! with 404 or 405, and records the request metric.
+//! Routes a request to `/ingest`, the push RPC or the debuginfo routes,
+//! answers everything else with 404 or 405, and records the request metric.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -11,12 +12,14 @@ use http_body::Body;
 use tokio::time::Instant;
 
 use super::arguments::{Arguments, forward_header_name};
+use super::budget::RequestBudget;
+use super::debuginfo::{self, DebuginfoRoute};
 use super::metrics::ComponentMetrics;
 use super::reply::{self, HttpResponse};
 use super::{ingest, push};
 use crate::codec::rpc::PUSH_PROCEDURE;
-use crate::pipeline::Receiver;
 use crate::pipeline::tap::Tap;
+use crate::pipeline::{DEBUGINFO_SERVICE_PREFIX, Receiver};
 
 const INGEST_PATH: &str = "/ingest";
 const PUSH_SERVICE_PREFIX: &str = "/push.v1.PusherService/";
@@ -29,6 +32,8 @@ pub(super) struct Settings {
     pub forward_headers: Vec<HeaderName>,
     pub body_limit: u64,
     pub decompressed_limit: u64,
+    /// Bounds a debuginfo upload instead of the server's timeouts.
+    pub debug_info_upload_timeout: Duration,
 }
 
 impl Settings {
@@ -49,6 +54,7 @@ impl Settings {
             forward_headers,
             body_limit: args.http.body_limit(),
             decompressed_limit: args.http.decompressed_limit(),
+            debug_info_upload_timeout: args.debug_info_upload_timeout,
         }
     }
 }
@@ -58,14 +64,22 @@ impl Settings {
 pub(super) struct App {
     settings: ArcSwap<Settings>,
     pub metrics: ComponentMetrics,
+    /// The process-wide request memory budget.
+    pub budget: Arc<RequestBudget>,
     pub tap: Arc<Tap>,
 }
 
 impl App {
-    pub fn new(settings: Settings, metrics: ComponentMetrics, tap: Arc<Tap>) -> Self {
+    pub fn new(
+        settings: Settings,
+        metrics: ComponentMetrics,
+        budget: Arc<RequestBudget>,
+        tap: Arc<Tap>,
+    ) -> Self {
         Self {
             settings: ArcSwap::from_pointee(settings),
             metrics,
+            budget,
             tap,
         }
     }
@@ -116,8 +130,8 @@ impl Outcome {
 /// Serves one request.
 pub(super) async fn route<B>(request: Request<B>, app: &App, deadlines: Deadlines) -> HttpResponse
 where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
     let version = request.version();
@@ -135,6 +149,9 @@ where
         } else {
             Outcome::new(reply::method_not_allowed(), "push", "http")
         }
+    } else if let Some(rest) = path.strip_prefix(DEBUGINFO_SERVICE_PREFIX) {
+        let route = DebuginfoRoute::of(rest);
+        debuginfo::handle(route, request, app, deadlines).await
     } else if path.starts_with(PUSH_SERVICE_PREFIX) {
         // Alloy routes the whole service prefix to connect-go, which knows
         // only Push; gorilla answers other methods with 405 first.

@@ -11,7 +11,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::version::{TLS12, TLS13};
 use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    DigitallySignedStruct, DistinguishedName, NamedGroup, RootCertStore, ServerConfig,
+    SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -21,10 +22,33 @@ use super::arguments::{ClientAuth, TlsConfig, TlsVersion};
 /// Loads certificates and keys and builds the server configuration. The
 /// error says which attribute or file is at fault.
 pub(super) fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
+    server_config_with(tls, None, &[])
+}
+
+/// [`server_config`] with the two settings only the admin server's `tls`
+/// block has: the newest version offered and the key exchange curves, by
+/// Go name, in preference order (empty keeps the defaults).
+pub(crate) fn server_config_with(
+    tls: &TlsConfig,
+    max_version: Option<TlsVersion>,
+    curves: &[String],
+) -> Result<Arc<ServerConfig>, String> {
     if let Some(problem) = tls.problems().into_iter().next() {
         return Err(format!("invalid tls block: {problem}"));
     }
-    let provider = Arc::new(provider(&tls.cipher_suites)?);
+    let versions: &[&rustls::SupportedProtocolVersion] = match (tls.min_version, max_version) {
+        (TlsVersion::Tls13, Some(TlsVersion::Tls12)) => {
+            return Err("max_version TLS12 is older than min_version TLS13".into());
+        }
+        (TlsVersion::Tls12, Some(TlsVersion::Tls12)) => &[&TLS12],
+        (TlsVersion::Tls12, _) => &[&TLS13, &TLS12],
+        (TlsVersion::Tls13, _) => &[&TLS13],
+    };
+    let mut provider = provider(&tls.cipher_suites)?;
+    if !curves.is_empty() {
+        provider.kx_groups = key_exchange_groups(&provider, curves)?;
+    }
+    let provider = Arc::new(provider);
     let certs = CertificateDer::pem_slice_iter(&pem("cert", &tls.cert_pem, &tls.cert_file)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("invalid server certificate PEM: {e}"))?;
@@ -33,10 +57,6 @@ pub(super) fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, String
     }
     let key = PrivateKeyDer::from_pem_slice(&pem("key", &tls.key_pem, &tls.key_file)?)
         .map_err(|e| format!("invalid server key PEM: {e}"))?;
-    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
-        TlsVersion::Tls12 => &[&TLS13, &TLS12],
-        TlsVersion::Tls13 => &[&TLS13],
-    };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("invalid min_version / cipher_suites combination: {e}"))?;
@@ -81,6 +101,35 @@ fn provider(names: &[String]) -> Result<CryptoProvider, String> {
         .cipher_suites
         .retain(|s| s.version() == &TLS13 || names.iter().any(|n| is_named(s, n)));
     Ok(provider)
+}
+
+/// The provider's key exchange groups named by Go curve names, in the
+/// order given. `CurveP521` has no implementation in the TLS library.
+fn key_exchange_groups(
+    provider: &CryptoProvider,
+    curves: &[String],
+) -> Result<Vec<&'static dyn rustls::crypto::SupportedKxGroup>, String> {
+    curves
+        .iter()
+        .map(|name| {
+            let group = match name.as_str() {
+                "CurveP256" => NamedGroup::secp256r1,
+                "CurveP384" => NamedGroup::secp384r1,
+                "X25519" => NamedGroup::X25519,
+                _ => {
+                    return Err(format!(
+                        "unsupported curve {name:?}: supported are CurveP256, CurveP384, X25519"
+                    ));
+                }
+            };
+            provider
+                .kx_groups
+                .iter()
+                .copied()
+                .find(|g| g.name() == group)
+                .ok_or_else(|| format!("curve {name:?} is not available"))
+        })
+        .collect()
 }
 
 /// A suite's name as Go spells it (rustls prefixes TLS 1.3 suites with
@@ -222,6 +271,30 @@ mod tests {
         assert!(provider(&["TLS_AES_128_GCM_SHA256".into()]).is_ok());
         let err = provider(&["TLS_RSA_WITH_RC4_128_SHA".into()]).unwrap_err();
         assert!(err.contains("unsupported cipher suite"), "{err}");
+    }
+
+    #[test]
+    fn curves_are_chosen_by_go_name_in_order() {
+        let p = rustls::crypto::ring::default_provider();
+        let groups = key_exchange_groups(&p, &["CurveP384".into(), "X25519".into()]).unwrap();
+        let names: Vec<_> = groups.iter().map(|g| g.name()).collect();
+        assert_eq!(names, [NamedGroup::secp384r1, NamedGroup::X25519]);
+        let err = key_exchange_groups(&p, &["CurveP521".into()])
+            .err()
+            .unwrap();
+        assert!(err.contains("unsupported curve \"CurveP521\""), "{err}");
+    }
+
+    #[test]
+    fn max_version_below_min_version_is_refused() {
+        let tls = TlsConfig {
+            cert_pem: "x".into(),
+            key_pem: "y".into(),
+            min_version: TlsVersion::Tls13,
+            ..TlsConfig::default()
+        };
+        let err = server_config_with(&tls, Some(TlsVersion::Tls12), &[]).unwrap_err();
+        assert!(err.contains("max_version TLS12"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use super::process::{apply, dropping_rule};
 use super::{Shared, State};
 use crate::pipeline::tap;
-use crate::pipeline::{AppendError, Appender, Labels, Payload, Profile, Receiver, fan_out};
+use crate::pipeline::{
+    AppendError, Appender, DebuginfoTarget, Labels, Payload, Profile, Receiver, fan_out,
+    first_debuginfo_target,
+};
 
 pub(super) struct RelabelAppender(Arc<Shared>);
 
@@ -19,6 +22,11 @@ impl RelabelAppender {
 impl Appender for RelabelAppender {
     fn append(&self, profile: Profile) -> BoxFuture<'_, Result<(), AppendError>> {
         Box::pin(self.0.append(profile))
+    }
+
+    /// Debug info is not relabelled: it passes to the first target behind.
+    fn debuginfo(&self) -> Option<Arc<dyn DebuginfoTarget>> {
+        first_debuginfo_target(&self.0.state.load().args.forward_to)
     }
 }
 

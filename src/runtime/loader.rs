@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::graph::{Dependency, order_components};
 use super::registry::{Args, Kind, is_alloy_only};
+use crate::admin::HttpBlock;
 use crate::config::{
     BlockDecoder, DecodeBlock, Diagnostic, Evaluated, File, SourceMap, Span, Stmt, body_references,
     parse,
@@ -20,6 +21,8 @@ pub struct Plan {
     /// Components in start order: every component after those it references.
     pub components: Vec<PlannedComponent>,
     pub logging: Option<LoggingConfig>,
+    /// The `http` block, for the admin server.
+    pub http: Option<HttpBlock>,
     /// The receiver export of each component that has one.
     pub receivers: HashMap<String, Receiver>,
 }
@@ -143,7 +146,8 @@ pub fn plan(
     }
 
     let declared = collect_components(&files, &mut diags);
-    let logging = collect_logging(&files, &mut diags);
+    let logging = collect_once::<LoggingConfig>(&files, "logging", &mut diags);
+    let http = collect_once::<HttpBlock>(&files, "http", &mut diags);
 
     let mut receivers = HashMap::new();
     let mut scope = ExportScope::default();
@@ -196,6 +200,7 @@ pub fn plan(
     Ok(Plan {
         components,
         logging,
+        http,
         receivers,
     })
 }
@@ -244,7 +249,7 @@ fn collect_components<'a>(
                 ));
                 continue;
             }
-            Stmt::Block(block) if block.name == "logging" => continue,
+            Stmt::Block(block) if TOP_LEVEL_BLOCKS.contains(&block.name.as_str()) => continue,
             Stmt::Block(block) => block,
         };
         let Some(kind) = Kind::from_name(&block.name) else {
@@ -303,23 +308,37 @@ fn unknown_component(name: &str, span: Span) -> Diagnostic {
     }
 }
 
-fn collect_logging(files: &[File], diags: &mut Vec<Diagnostic>) -> Option<LoggingConfig> {
+/// Blocks that configure the process rather than declare a component.
+const TOP_LEVEL_BLOCKS: [&str; 2] = ["logging", "http"];
+
+/// The one block called `name`, decoded; a second is an error.
+fn collect_once<T: DecodeBlock>(
+    files: &[File],
+    name: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
     let scope = ExportScope::default();
-    let mut found: Option<LoggingConfig> = None;
+    let mut found: Option<T> = None;
     for stmt in files.iter().flat_map(|f| f.body.stmts.iter()) {
         let Stmt::Block(block) = stmt else { continue };
-        if block.name != "logging" {
+        if block.name != name {
             continue;
         }
         if found.is_some() {
             diags.push(Diagnostic::new(
                 block.name_span,
-                "block \"logging\" may only be given once",
+                format!("block \"{name}\" may only be given once"),
             ));
             continue;
         }
+        if let Some(span) = block.label_span {
+            diags.push(Diagnostic::new(
+                span,
+                format!("block \"{name}\" takes no label"),
+            ));
+        }
         let mut d = BlockDecoder::new(&block.body, block.name_span, &scope, diags);
-        let config = LoggingConfig::decode(&mut d);
+        let config = T::decode(&mut d);
         d.finish();
         found = Some(config);
     }

@@ -19,6 +19,7 @@ pub use loader::{
 };
 pub use registry::{Args, Kind};
 
+use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
+use crate::admin::Guard;
 use crate::config::Evaluated;
 use crate::pipeline::Receiver;
 use crate::pipeline::tap::Tap;
@@ -40,6 +42,9 @@ pub struct Options {
     pub storage_path: PathBuf,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
+    /// The request memory budget shared by every `pyroscope.receive_http`
+    /// (`--request-memory-limit`), in bytes.
+    pub request_memory_limit: u64,
 }
 
 struct Component {
@@ -77,6 +82,8 @@ pub struct Runtime {
     state: Mutex<State>,
     ready: AtomicBool,
     log: Option<LogHandle>,
+    /// TLS and authentication of the admin server, from the `http` block.
+    admin_guard: ArcSwap<Guard>,
 }
 
 /// What the admin UI shows of one running component.
@@ -103,7 +110,7 @@ impl Runtime {
     pub fn new(options: Options, log: Option<LogHandle>) -> Self {
         let mut registry = Registry::default();
         crate::telemetry::register_process_metrics(&mut registry);
-        let families = Families::register(&mut registry);
+        let families = Families::register(&mut registry, options.request_memory_limit);
         Self {
             options,
             registry: Arc::new(registry),
@@ -111,6 +118,7 @@ impl Runtime {
             state: Mutex::new(State::default()),
             ready: AtomicBool::new(false),
             log,
+            admin_guard: ArcSwap::from_pointee(Guard::default()),
         }
     }
 
@@ -125,6 +133,11 @@ impl Runtime {
     /// `<storage.path>/<component id>`, the directory a component keeps data in.
     pub fn data_dir(&self, component_id: &str) -> PathBuf {
         self.options.storage_path.join(component_id)
+    }
+
+    /// What the admin server checks connections and requests against.
+    pub fn admin_guard(&self) -> Arc<Guard> {
+        self.admin_guard.load_full()
     }
 
     /// True once a config has been applied.
@@ -145,6 +158,13 @@ impl Runtime {
 
     async fn apply(&self, state: &mut State, plan: Plan) -> Result<(), LoadError> {
         self.apply_logging(plan.logging.as_ref());
+        // A block that cannot be applied (an unreadable certificate) keeps
+        // the admin server as it was and fails the load.
+        let mut errors = Vec::new();
+        match Guard::build(plan.http.as_ref()) {
+            Ok(guard) => self.admin_guard.store(Arc::new(guard)),
+            Err(e) => errors.push(e.to_string()),
+        }
 
         let wanted: Vec<&str> = plan.components.iter().map(|c| c.id.as_str()).collect();
         let removed: Vec<String> = state
@@ -168,7 +188,6 @@ impl Runtime {
         }
         state.receivers = plan.receivers;
 
-        let mut errors = Vec::new();
         for planned in plan.components {
             let id = planned.id;
             let files = Fingerprint::of(&planned.args);

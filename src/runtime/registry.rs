@@ -90,7 +90,6 @@ const ALLOY_CONFIG_BLOCKS: &[&str] = &[
     "declare",
     "export",
     "foreach",
-    "http",
     "livedebugging",
     "remotecfg",
     "tracing",
@@ -148,11 +147,19 @@ pub struct Families {
     pub write: Arc<write::Metrics>,
     pub relabel: Arc<relabel::Metrics>,
     pub archive: Arc<archive::Metrics>,
+    /// Not a family: the one request memory budget, with its metrics.
+    pub request_budget: Arc<receive_http::RequestBudget>,
 }
 
 impl Families {
-    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+    pub fn register(
+        registry: &mut prometheus_client::registry::Registry,
+        request_memory_limit: u64,
+    ) -> Self {
+        let request_budget = receive_http::RequestBudget::new(request_memory_limit);
+        request_budget.register(registry);
         Self {
+            request_budget,
             receive_http: Arc::new(receive_http::Metrics::register(registry)),
             write: Arc::new(write::Metrics::register(registry)),
             relabel: Arc::new(relabel::Metrics::register(registry)),
@@ -196,6 +203,7 @@ impl Running {
                     id,
                     *a,
                     families.receive_http.clone(),
+                    families.request_budget.clone(),
                     health,
                     receiver.tap().clone(),
                 )

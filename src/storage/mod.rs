@@ -49,13 +49,18 @@
 mod positions;
 mod reader;
 mod record;
+#[cfg(test)]
+mod recovery_tests;
 mod segment;
 mod table;
 mod writer;
 
 pub use positions::{load_positions, save_positions};
 pub use reader::{Cursor, Next};
-pub use record::{Head, MetaReader, PREFIX, Prefix, decode_head, encoded_len, put_str, put_varint};
+pub use record::{
+    Head, MetaReader, PREFIX, Prefix, checksum, decode_head, encoded_len, put_str, put_varint,
+};
+pub use segment::file_name as segment_file_name;
 pub use segment::list as list_segments;
 pub use segment::{Magic, Scanned};
 pub use table::SegmentInfo;
@@ -448,6 +453,7 @@ impl Drop for Log {
     }
 }
 
+/// An empty segment's table entry, read through a clone of `file`.
 fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, StorageError> {
     let read = file
         .try_clone()
@@ -459,6 +465,7 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
         count: 0,
         min_arrival: i64::MAX,
         max_arrival: i64::MIN,
+        last_id: None,
         skips: Vec::new(),
     })
 }
@@ -481,12 +488,15 @@ fn load(
     let mut active = None;
     let mut recovery = Recovery::default();
     let count = segments.len();
+    // Readers find records by id, so ids must increase across segments
+    // too: a record not above every id before it is damage.
+    let mut last_id = None;
     for (i, (first, path)) in segments.into_iter().enumerate() {
         let last = i + 1 == count;
         let mut seg_count = 0;
         let (mut min_arrival, mut max_arrival) = (i64::MAX, i64::MIN);
         let mut max_id = None;
-        let scan = segment::scan(&path, magic, last, |r| {
+        let scan = segment::scan(&path, magic, last, last_id, |r| {
             seg_count += 1;
             min_arrival = min_arrival.min(r.head.arrival_nanos);
             max_arrival = max_arrival.max(r.head.arrival_nanos);
@@ -527,6 +537,7 @@ fn load(
         };
         table.disk_bytes += disk;
         table.next_id = table.next_id.max(first).max(max_id.map_or(0, |id| id + 1));
+        last_id = last_id.max(max_id);
         table.segments.insert(
             first,
             table::Segment {
@@ -536,6 +547,7 @@ fn load(
                 count: seg_count,
                 min_arrival,
                 max_arrival,
+                last_id: max_id,
                 skips: scan.skips,
             },
         );

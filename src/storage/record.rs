@@ -96,7 +96,7 @@ pub fn encoded_len(meta_len: usize, body_len: usize) -> u64 {
 }
 
 /// CRC-32 (IEEE) of the `len` field and everything after the crc field.
-fn checksum(record: &[u8]) -> u32 {
+pub fn checksum(record: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&record[0..4]);
     h.update(&record[8..]);

@@ -115,12 +115,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// check each record they read). A record that fails is skipped: when its
 /// length is plausible the scan first looks for the next intact record
 /// right after it, otherwise byte by byte, so damage costs only the
-/// records it touches. Ids must increase; a record that breaks the order
+/// records it touches. Ids must increase, starting above `after` (the
+/// last id of the segments before this one), and `u64::MAX` is never an
+/// id (the next id would overflow); a record that breaks either rule
 /// counts as damaged.
 pub fn scan(
     path: &Path,
     magic: &Magic,
     verify: bool,
+    after: Option<u64>,
     mut each: impl FnMut(Scanned<'_>),
 ) -> Result<Scan, StorageError> {
     let io_err = |e| StorageError::io("reading", path, e);
@@ -139,7 +142,7 @@ pub fn scan(
     scan.magic_ok = true;
     let mut pos = magic.len() as u64;
     scan.valid_len = pos;
-    let mut last_id = None;
+    let mut last_id = after;
     let mut buf = Vec::new();
     loop {
         let mut p = [0u8; PREFIX];
@@ -169,9 +172,7 @@ pub fn scan(
         };
         let head = good.and_then(|prefix| {
             let head = record::decode_head(&buf[PREFIX..prefix.body_start()]).ok()?;
-            last_id
-                .is_none_or(|last| head.id > last)
-                .then_some((prefix, head))
+            in_order(head.id, last_id).then_some((prefix, head))
         });
         if let Some((prefix, head)) = head {
             last_id = Some(head.id);
@@ -237,7 +238,7 @@ fn resync(
         };
         record::verify(rec).is_ok()
             && record::decode_head(&rec[PREFIX..prefix.body_start()])
-                .is_ok_and(|h| last_id.is_none_or(|last| h.id > last))
+                .is_ok_and(|h| in_order(h.id, last_id))
     };
     if let Some(h) = hint.filter(|&h| h < file_len)
         && intact_at((h - from) as usize)
@@ -247,6 +248,11 @@ fn resync(
     Ok((1..rest_len)
         .find(|&at| intact_at(at))
         .map(|at| from + at as u64))
+}
+
+/// Whether `id` may follow `last`: above it, and not `u64::MAX`.
+fn in_order(id: u64, last: Option<u64>) -> bool {
+    id != u64::MAX && last.is_none_or(|last| id > last)
 }
 
 fn all_zero(file: &File, from: u64, to: u64) -> std::io::Result<bool> {

@@ -19,6 +19,8 @@ pub struct Segment {
     /// empty).
     pub min_arrival: i64,
     pub max_arrival: i64,
+    /// The highest id readable in the segment (`None` when empty).
+    pub last_id: Option<u64>,
     /// Damaged ranges found on open: (start, the next intact record).
     pub skips: Vec<(u64, u64)>,
 }
@@ -34,6 +36,9 @@ pub struct SegmentInfo {
     pub size: u64,
     pub min_arrival: i64,
     pub max_arrival: i64,
+    /// The highest id readable in the segment (`None` when empty). Ids
+    /// between it and `end_id` belong to writes that failed.
+    pub last_id: Option<u64>,
     pub active: bool,
 }
 
@@ -59,6 +64,7 @@ impl Table {
                 size: seg.size,
                 min_arrival: seg.min_arrival,
                 max_arrival: seg.max_arrival,
+                last_id: seg.last_id,
                 active: next.is_none(),
             });
         }

@@ -57,12 +57,13 @@ pub(crate) struct Core {
     cfg: Config,
     table: SharedTable,
     committed: watch::Sender<u64>,
-    active: File,
+    /// The active segment's write handle; `None` after a failed write or
+    /// sync left it in an unknown state (it is never written or synced
+    /// again, and closing it lets a deleted file's space go), until the
+    /// next batch starts a new segment.
+    active: Option<File>,
     active_id: u64,
     active_size: u64,
-    /// Set after a failed fsync or write that left the active segment in
-    /// an unknown state: the next batch starts a new segment first.
-    sealed_on_failure: bool,
     /// Whether the last batch failed on the disk (for health).
     failing: bool,
     /// Written but not yet synced (only under `SyncPolicy::Every`).
@@ -85,6 +86,11 @@ impl Control<'_> {
         unix_nanos((self.w.cfg.clock)())
     }
 
+    /// Whether the last write failed (the disk may be full).
+    pub fn failing(&self) -> bool {
+        self.w.failing
+    }
+
     /// The size of an empty segment.
     pub fn magic_len(&self) -> u64 {
         self.w.cfg.magic.len() as u64
@@ -100,7 +106,7 @@ impl Control<'_> {
         else {
             return;
         };
-        let scanned = segment::scan(&path, &self.w.cfg.magic, false, |r| {
+        let scanned = segment::scan(&path, &self.w.cfg.magic, false, None, |r| {
             each(Written {
                 id: r.head.id,
                 arrival_nanos: r.head.arrival_nanos,
@@ -120,7 +126,10 @@ impl Control<'_> {
     /// segment is left, or a new segment could not be started.
     pub fn drop_oldest(&mut self) -> Option<SegmentInfo> {
         let oldest = *lock(&self.w.table).infos().first()?;
-        if oldest.active {
+        // A segment sealed after a failed write is never written again, so
+        // it can go without a new one being started first (which a full
+        // disk may not allow); the next batch starts one.
+        if oldest.active && self.w.active.is_some() {
             if oldest.count == 0 {
                 return None;
             }
@@ -157,9 +166,8 @@ impl Core {
             table,
             committed,
             active_id: active.0,
-            active: active.1,
+            active: Some(active.1),
             active_size: active.2,
-            sealed_on_failure: false,
             failing: false,
             dirty_since: None,
             #[cfg(test)]
@@ -211,10 +219,13 @@ impl Core {
         let mut staged: Vec<(usize, Prefix)> = Vec::new();
         let mut failure: Option<StorageError> = None;
         let mut first_unwritten = lock(&self.table).next_id;
-        if self.sealed_on_failure
-            && let Err(e) = self.rotate()
-        {
-            failure = Some(e);
+        if self.active.is_none() {
+            // Let the owner free space (a full disk) before a new segment
+            // is started.
+            owner.maintain(&mut Control { w: self });
+            if let Err(e) = self.rotate() {
+                failure = Some(self.disk_failed(owner, e.to_string()));
+            }
         }
         for request in batch {
             let (entries, reply) = match request {
@@ -329,7 +340,12 @@ impl Core {
             return Err(std::io::Error::other("injected fsync failure"));
         }
         let started = Instant::now();
-        let r = self.active.sync_data();
+        let r = match &self.active {
+            Some(file) => file.sync_data(),
+            None => Err(std::io::Error::other(
+                "the segment was sealed after a failure",
+            )),
+        };
         if let Some(observe) = &self.cfg.fsync_observer {
             observe(started.elapsed());
         }
@@ -341,7 +357,7 @@ impl Core {
     /// so it is never synced again; the next batch starts a new segment.
     fn disk_failed(&mut self, owner: &mut dyn Owner, reason: String) -> StorageError {
         tracing::error!(dir = %self.cfg.dir.display(), %reason, "log write failed; sealing the segment");
-        self.sealed_on_failure = true;
+        self.active = None;
         if !self.failing {
             self.failing = true;
             owner.health(Some(&reason));
@@ -362,11 +378,16 @@ impl Core {
             return Ok(());
         }
         let at = self.active_size;
-        if let Err(e) = self.active.write_all_at(buf, at) {
+        let Some(file) = &self.active else {
+            buf.clear();
+            staged.clear();
+            return Err(StorageError::Write("no segment to write to".into()));
+        };
+        if let Err(e) = file.write_all_at(buf, at) {
             buf.clear();
             staged.clear();
             // Cut off a partial write so the segment stays parseable.
-            let reason = match self.active.set_len(at) {
+            let reason = match file.set_len(at) {
                 Ok(()) => format!("write: {e}"),
                 Err(e2) => format!("write: {e}; then truncating: {e2}"),
             };
@@ -411,6 +432,7 @@ impl Core {
                     seg.min_arrival = seg.min_arrival.min(w.arrival_nanos);
                     seg.max_arrival = seg.max_arrival.max(w.arrival_nanos);
                 }
+                seg.last_id = written.last().map(|w| w.id).or(seg.last_id);
             }
             table.disk_bytes += size;
         }
@@ -444,37 +466,23 @@ impl Core {
 
     /// Closes the active segment and starts a new one named by the next id.
     fn rotate(&mut self) -> Result<(), StorageError> {
-        if self.dirty_since.take().is_some() {
+        if self.dirty_since.take().is_some() && self.active.is_some() {
             // The old segment is synced whole before the next one starts.
             self.sync()
                 .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
         }
         let next_id = lock(&self.table).next_id;
         let (path, file) = segment::create(&self.cfg.dir, next_id, &self.cfg.magic)?;
-        let read = file
-            .try_clone()
-            .map_err(|e| StorageError::io("opening", &path, e))?;
         let size = self.cfg.magic.len() as u64;
+        let seg = super::new_segment(path, &file, size)?;
         {
             let mut table = lock(&self.table);
             table.disk_bytes += size;
-            table.segments.insert(
-                next_id,
-                super::table::Segment {
-                    path,
-                    file: std::sync::Arc::new(read),
-                    size,
-                    count: 0,
-                    min_arrival: i64::MAX,
-                    max_arrival: i64::MIN,
-                    skips: Vec::new(),
-                },
-            );
+            table.segments.insert(next_id, seg);
         }
-        self.active = file;
+        self.active = Some(file);
         self.active_id = next_id;
         self.active_size = size;
-        self.sealed_on_failure = false;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use super::outgoing::Request;
 use super::queue::Queue;
 use super::send::send;
 use super::{Arguments, WriteError, ingest, push};
-use crate::pipeline::{AppendError, Appender, Payload, Profile, tap};
+use crate::pipeline::{AppendError, Appender, DebuginfoTarget, Payload, Profile, tap};
 
 /// Everything one append needs; immutable once built.
 pub(super) struct State {
@@ -139,5 +139,9 @@ impl Appender for WriteAppender {
         // In-flight appends keep the state they started with.
         let state = self.state.load_full();
         Box::pin(async move { state.append(profile).await })
+    }
+
+    fn debuginfo(&self) -> Option<Arc<dyn DebuginfoTarget>> {
+        super::debuginfo::target(&self.state.load())
     }
 }

@@ -36,6 +36,8 @@ pub(super) struct Endpoint {
     pub configured_headers: HeaderMap,
     pub auth: Auth,
     pub policy: RetryPolicy,
+    /// Bounds each debug-info upload, start to answer.
+    pub debug_info_upload_timeout: Duration,
     pub metrics: EndpointMetrics,
 }
 
@@ -103,6 +105,7 @@ impl Endpoint {
                 max_attempts: cfg.max_backoff_retries,
                 retry_on_http_429: cfg.retry_on_http_429,
             },
+            debug_info_upload_timeout: cfg.debug_info_upload_timeout,
         })
     }
 
@@ -110,6 +113,12 @@ impl Endpoint {
     /// give for the usual `/ingest`.
     pub fn ingest_uri(&self, incoming_path: &str, query: &str) -> Result<Uri, String> {
         self.base.join(incoming_path, query)
+    }
+
+    /// `<url path>/<procedure>`: where the debuginfo calls go, as Alloy's
+    /// Connect client and upload URL put them under the endpoint URL.
+    pub fn procedure_uri(&self, procedure: &str) -> Result<Uri, String> {
+        self.base.join(procedure, "")
     }
 }
 

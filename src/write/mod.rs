@@ -21,6 +21,7 @@ mod backoff;
 mod config;
 #[cfg(test)]
 mod config_tests;
+mod debuginfo;
 mod endpoint;
 mod headers;
 mod http_config;
@@ -85,7 +86,7 @@ pub struct EndpointConfig {
     /// Total attempts; 0 = until the caller's deadline.
     pub max_backoff_retries: u32,
     pub retry_on_http_429: bool,
-    /// Accepted for compatibility; debuginfo upload is not relayed.
+    /// Bounds each debug-info upload relayed to this endpoint.
     pub debug_info_upload_timeout: Duration,
     pub http_client: HttpClientConfig,
 }

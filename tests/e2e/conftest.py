@@ -64,8 +64,8 @@ class Harness:
         agents sent, and what the relay answered them."""
         return self.backend(name, upstream=("127.0.0.1", relay_port))
 
-    def relay(self, config: str, name="relay") -> Relay:
-        r = Relay(self.relay_bin, self.dir, config, name)
+    def relay(self, config: str, name="relay", args=()) -> Relay:
+        r = Relay(self.relay_bin, self.dir, config, name, args)
         self.relays.append(r)
         return r.start()
 

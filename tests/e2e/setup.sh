@@ -9,8 +9,8 @@
 #   node/rpc        connect-es 2.2.0, @bufbuild/*, @grpc/grpc-js 1.14.7 (package-lock.json)
 #   node/agent06    @pyroscope/nodejs 0.6.4
 #   node/agent04    @pyroscope/nodejs 0.4.13
-#   gen/py          push.v1 / types.v1 Python code (grpc_tools.protoc)
-#   node/rpc/gen    push.v1 / types.v1 ES code (buf generate + protoc-gen-es)
+#   gen/py          push.v1 / types.v1 / debuginfo.v1alpha1 Python code (grpc_tools.protoc)
+#   node/rpc/gen    the same in ES code (buf generate + protoc-gen-es)
 #
 # Needs python3 (3.11, with venv), node 20 and npm; uses PyPI and npm only.
 set -euo pipefail
@@ -82,6 +82,7 @@ else
   mkdir -p gen/py
   .venv-test/bin/python -m grpc_tools.protoc -I "$REPO/proto" \
     --python_out=gen/py --grpc_python_out=gen/py push/v1/push.proto types/v1/types.proto \
+    debuginfo/v1alpha1/debuginfo.proto \
     || fail "grpc_tools.protoc failed"
   (cd node/rpc && ./node_modules/.bin/buf generate) || fail "buf generate failed"
   echo "$want" > gen/.e2e-stamp
@@ -104,8 +105,8 @@ check @connectrpc/connect-node 2.2.0 "$(nodev "$E2E/node/rpc" @connectrpc/connec
 check @grpc/grpc-js 1.14.7 "$(nodev "$E2E/node/rpc" @grpc/grpc-js)"
 .venv-py14/bin/python -c 'import pyroscope' || fail "pyroscope-io 1.4.0 does not import"
 .venv-py08/bin/python -c 'import pyroscope' || fail "pyroscope-io 0.8.16 does not import"
-(cd node/rpc && node -e "require('./gen/push/v1/push_pb.js').PusherService") \
+(cd node/rpc && node -e "require('./gen/push/v1/push_pb.js').PusherService; require('./gen/debuginfo/v1alpha1/debuginfo_pb.js').DebuginfoService") \
   || fail "generated ES code does not load"
-(cd "$E2E" && .venv-test/bin/python -c 'from e2elib import protos; protos.PushRequest()') \
+(cd "$E2E" && .venv-test/bin/python -c 'from e2elib import protos; protos.PushRequest(); protos.debuginfo_pb2.FileMetadata()') \
   || fail "generated Python code does not load"
 echo "-- tests/e2e ready"

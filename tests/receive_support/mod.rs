@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use pyroscope_relay::codec::Code;
 use pyroscope_relay::pipeline::{AppendError, Appender, Profile, Receiver};
-use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp};
+use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp, RequestBudget};
 use pyroscope_relay::runtime::{Health, HealthState};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -124,8 +124,11 @@ impl Relay {
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::register(&mut registry));
         let health = Health::new();
+        // Large enough never to refuse: budget tests run the binary.
+        let budget = RequestBudget::new(1 << 40);
+        budget.register(&mut registry);
         let tap = Arc::new(pyroscope_relay::pipeline::tap::Tap::new(id));
-        let component = ReceiveHttp::start(id, args, metrics, health.clone(), tap).await;
+        let component = ReceiveHttp::start(id, args, metrics, budget, health.clone(), tap).await;
         Relay {
             component,
             health,

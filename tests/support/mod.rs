@@ -52,6 +52,11 @@ impl Relay {
 
     /// Starts the relay without waiting.
     pub fn spawn(config: &str) -> Relay {
+        Self::spawn_with(config, &[])
+    }
+
+    /// Starts the relay with more flags of `run`, without waiting.
+    pub fn spawn_with(config: &str, flags: &[&str]) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.alloy"), config).unwrap();
         let admin = format!("127.0.0.1:{}", free_port());
@@ -62,6 +67,7 @@ impl Relay {
             .arg(&admin)
             .arg("--storage.path")
             .arg(dir.path().join("data"))
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -268,4 +274,19 @@ impl Backend {
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
+}
+
+/// A TLS client configuration that trusts only the CA `ca_der`.
+pub fn tls_client_config(ca_der: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca_der.to_vec()))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    std::sync::Arc::new(config)
 }

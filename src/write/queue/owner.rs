@@ -68,7 +68,7 @@ impl QueueOwner {
         while log
             .segments()
             .first()
-            .is_some_and(|s| s.end_id <= min && (active || !s.active))
+            .is_some_and(|s| s.last_id.is_none_or(|last| last < min) && (active || !s.active))
         {
             if log.drop_oldest().is_none() {
                 break;
@@ -85,10 +85,10 @@ impl QueueOwner {
         endpoints.iter().map(|p| p.position()).min()
     }
 
-    fn checkpoint(&mut self) -> Option<u64> {
+    fn checkpoint(&mut self) {
         let endpoints = self.shared.endpoints().clone();
         if endpoints.iter().any(|p| !p.is_started()) {
-            return None;
+            return;
         }
         let positions: BTreeMap<String, u64> = endpoints
             .iter()
@@ -99,11 +99,9 @@ impl QueueOwner {
                 Ok(()) => self.saved = positions.clone(),
                 Err(e) => {
                     tracing::warn!(component_id = %self.shared.component_id, error = %e, "could not checkpoint queue positions");
-                    return None;
                 }
             }
         }
-        positions.values().copied().min()
     }
 
     fn publish_gauges(&mut self, log: &Control<'_>) {
@@ -174,14 +172,18 @@ impl Owner for QueueOwner {
     }
 
     fn maintain(&mut self, log: &mut Control<'_>) {
-        if let Some(min) = self.checkpoint() {
+        // What was delivered goes even when the checkpoint cannot be saved
+        // (a full disk): a restart then resumes at the oldest remaining
+        // segment, which is at least once all the same.
+        self.checkpoint();
+        if let Some(min) = self.min_position() {
             // A delivered active segment is only closed early once it is
             // big enough to matter, not on every quiet second.
             let big = log
                 .segments()
                 .last()
                 .is_some_and(|s| s.size > self.shared.segment_size / 2);
-            self.reclaim(log, min, big);
+            self.reclaim(log, min, big || log.failing());
         }
         self.publish_gauges(log);
     }

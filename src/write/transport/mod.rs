@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::http_config::{ProxyConfig, TlsConfig};
 use super::{WriteError, headers, tls};
+use crate::pipeline::UploadBody;
 use connect::{Connector, ProxyRoute};
 
 /// Sent on every request unless the endpoint's headers set another.
@@ -64,6 +65,9 @@ pub(super) enum TransportError {
 
 pub(super) struct Transport {
     client: Client<Connector, Full<Bytes>>,
+    /// For streamed debug-info uploads: the same connector (TLS, proxy),
+    /// its own pool, since a client's pool is typed by its body.
+    upload_client: Client<Connector, UploadBody>,
     proxy: Option<Arc<ProxyRoute>>,
     follow_redirects: bool,
     user_agent: HeaderValue,
@@ -79,13 +83,14 @@ impl Transport {
         tcp.set_keepalive(Some(TCP_KEEPALIVE));
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let connector = Connector::new(tcp, Arc::new(tls), proxy.clone());
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+            .timer(TokioTimer::new());
         Ok(Self {
-            client,
+            client: builder.build(connector.clone()),
+            upload_client: builder.build(connector),
             proxy,
             follow_redirects: settings.follow_redirects,
             user_agent: HeaderValue::from_static(USER_AGENT),
@@ -129,6 +134,29 @@ impl Transport {
         *request.uri_mut() = req.uri.clone();
         *request.headers_mut() = headers;
         self.client
+            .request(request)
+            .await
+            .map_err(|e| TransportError::Request(super::send::error_chain(&e)))
+    }
+
+    /// Sends one POST whose body streams from `body`. Redirects are not
+    /// followed: a streamed body cannot be sent twice, so a 3xx is the
+    /// answer (Go's client does the same for a body it cannot rewind).
+    pub async fn send_streaming(
+        &self,
+        uri: Uri,
+        mut headers: HeaderMap,
+        body: UploadBody,
+    ) -> Result<Response<Incoming>, TransportError> {
+        if !headers.contains_key(USER_AGENT_HEADER) {
+            headers.insert(USER_AGENT_HEADER, self.user_agent.clone());
+        }
+        self.add_forward_proxy_headers(&uri, &mut headers);
+        let mut request = Request::new(body);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        self.upload_client
             .request(request)
             .await
             .map_err(|e| TransportError::Request(super::send::error_chain(&e)))

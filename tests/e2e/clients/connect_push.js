@@ -6,6 +6,9 @@
 //                          "requests": [BASE64 PushRequest, ...],
 //                          "headers": {...}, "timeoutMs": 10000}'
 //
+// The argument may also be @FILE, a file holding that JSON (for request
+// lists longer than one command-line argument may be).
+//
 // MODE: connect-proto | connect-json | connect-proto-gzip (HTTP/1.1),
 // connect-h2 (h2c), grpc | grpc-gzip (h2c), grpcweb | grpcweb-json (HTTP/1.1).
 'use strict';
@@ -18,7 +21,8 @@ const { fromBinary } = require('@bufbuild/protobuf');
 const { PusherService, PushRequestSchema } = require(
   path.join(__dirname, '..', 'node', 'rpc', 'gen', 'push', 'v1', 'push_pb.js'));
 
-const args = JSON.parse(process.argv[2]);
+const arg = process.argv[2];
+const args = JSON.parse(arg.startsWith('@') ? require('node:fs').readFileSync(arg.slice(1), 'utf8') : arg);
 const gzip = { sendCompression: compressionGzip, compressMinBytes: 0 };
 const transports = {
   'connect-proto': () => createConnectTransport({ baseUrl: args.baseUrl, httpVersion: '1.1', useBinaryFormat: true }),

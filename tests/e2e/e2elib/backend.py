@@ -233,10 +233,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Backend:
-    def __init__(self, name: str = "backend", upstream=None):
+    def __init__(self, name: str = "backend", upstream=None, host: str = "127.0.0.1"):
         """With `upstream=(host, port)` this is a tap: it records each request
-        and forwards it there, answering with the upstream's answer."""
+        and forwards it there, answering with the upstream's answer. `host`
+        is the address to listen on (tests/multihost listens on a network
+        namespace's address)."""
         self.name = name
+        self.host = host
         self.upstream = upstream
         self.upstream_clients = []  # tap mode: one KeepAlive per client connection
         self.requests: list = []
@@ -252,7 +255,7 @@ class Backend:
         deadline = time.monotonic() + 10
         while True:
             try:
-                self._server = _Server(("127.0.0.1", port or self.port), _Handler, self)
+                self._server = _Server((self.host, port or self.port), _Handler, self)
                 break
             except OSError:
                 if time.monotonic() > deadline:

@@ -31,8 +31,10 @@ def http(method: str, url: str, body: bytes = b"", headers=None, timeout: float 
 
 
 class Relay:
-    def __init__(self, binary: Path, workdir: Path, config: str, name: str = "relay"):
+    def __init__(self, binary: Path, workdir: Path, config: str, name: str = "relay",
+                 args=()):
         self.binary = binary
+        self.args = list(args)  # more flags of `run`
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -65,6 +67,7 @@ class Relay:
                 str(self.dir / f"{self.name}-data"),
                 "--log.level",
                 "debug",
+                *self.args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
