@@ -464,7 +464,7 @@ async fn stop_uninstalls_and_drops_metric_series() {
         receiver,
         registry,
     } = h;
-    write.stop().await;
+    write.stop(false).await;
     let err = receiver.append(fanout_profile()).await.unwrap_err();
     assert!(err.message.contains("is not running"), "{}", err.message);
     let mut text = String::new();

@@ -177,3 +177,96 @@ fn a_restart_resumes_from_the_checkpoint_and_gauges_match_the_disk() {
         0.0
     );
 }
+
+/// Stops on SIGTERM, timing it; returns how long the exit took.
+fn stop_timed(relay: &mut RelayProc) -> Duration {
+    let started = std::time::Instant::now();
+    relay.stop();
+    started.elapsed()
+}
+
+#[test]
+fn on_exit_the_backlog_is_sent_first_within_drain_timeout() {
+    // A scale-down: the backend has been down, comes back, and the relay
+    // is told to stop before it has caught up.
+    let backend = FlakyBackend::start(503);
+    backend.set_delay(Duration::from_millis(40));
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(
+        dir.path(),
+        &config(
+            port,
+            &[backend.url()],
+            "max_in_flight = 1\n    drain_timeout = \"20s\"",
+        ),
+    );
+    send_all(port, "drain", 0..30);
+    backend.set_status(200);
+    let took = stop_timed(&mut relay);
+    let delivered = by_seq(&backend.delivered());
+    assert_eq!(
+        delivered.len(),
+        30,
+        "all sent before the exit: {delivered:?}"
+    );
+    assert!(took < Duration::from_secs(20), "exit took {took:?}");
+    let log = relay.log_text();
+    assert!(
+        log.contains("sending the queue's backlog before exiting"),
+        "{log}"
+    );
+    assert!(log.contains("queue closed; nothing left to send"), "{log}");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_pyroscope-relay"))
+        .args(["queue", "status", "--json", "--storage.path"])
+        .arg(relay.storage())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["queues"][0]["pending_profiles"], 0, "{v}");
+}
+
+#[test]
+fn a_drain_that_cannot_finish_stops_at_its_timeout_and_says_what_it_left() {
+    let backend = FlakyBackend::start(503);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(
+        dir.path(),
+        &config(port, &[backend.url()], "drain_timeout = \"1500ms\""),
+    );
+    send_all(port, "stuck", 0..9);
+    let took = stop_timed(&mut relay);
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+        "exit took {took:?}"
+    );
+    let log = relay.log_text();
+    assert!(
+        log.contains("queue closed with profiles not yet sent") && log.contains("profiles=9"),
+        "{log}"
+    );
+    // Left on the volume, and sent by the next relay on it.
+    backend.set_status(200);
+    relay.restart();
+    assert_eq!(
+        by_seq(&backend.wait_delivered(9, Duration::from_secs(30))).len(),
+        9
+    );
+}
+
+#[test]
+fn without_drain_timeout_the_relay_stops_at_once_and_keeps_the_backlog() {
+    let backend = FlakyBackend::start(503);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(dir.path(), &config(port, &[backend.url()], ""));
+    send_all(port, "nodrain", 0..5);
+    let took = stop_timed(&mut relay);
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    assert!(
+        relay.log_text().contains("profiles=5"),
+        "{}",
+        relay.log_text()
+    );
+}

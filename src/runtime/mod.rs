@@ -179,7 +179,7 @@ impl Runtime {
         removed.sort_by_key(|id| state.components.get(id).map(|c| c.kind.feed_rank()));
         for id in &removed {
             if let Some(component) = state.components.remove(id) {
-                component.running.shutdown().await;
+                component.running.shutdown(false).await;
                 tracing::info!(component_id = %id, "stopped component");
             }
             if let Some(receiver) = state.receivers.remove(id) {
@@ -328,8 +328,9 @@ impl Runtime {
         let (receivers, others): (Vec<_>, Vec<_>) = components
             .into_values()
             .partition(|c| c.kind == Kind::ReceiveHttp);
-        futures_util::future::join_all(receivers.into_iter().map(|c| c.running.shutdown())).await;
-        futures_util::future::join_all(others.into_iter().map(|c| c.running.shutdown())).await;
+        futures_util::future::join_all(receivers.into_iter().map(|c| c.running.shutdown(true)))
+            .await;
+        futures_util::future::join_all(others.into_iter().map(|c| c.running.shutdown(true))).await;
         for receiver in state.receivers.values() {
             receiver.uninstall();
         }

@@ -253,12 +253,14 @@ impl Running {
         }
     }
 
-    /// Stops the component and takes its receiver export down.
-    pub async fn shutdown(self) {
+    /// Stops the component and takes its receiver export down. `exiting`:
+    /// the whole process is stopping (a write's queue drains first), not a
+    /// reload removing this component.
+    pub async fn shutdown(self, exiting: bool) {
         match self {
             Running::ReceiveHttp(c) => (*c).shutdown().await,
             Running::Relabel(c) => c.stop(),
-            Running::Write(c) => c.stop().await,
+            Running::Write(c) => c.stop(exiting).await,
             Running::Archive(c) => c.stop(),
         }
     }

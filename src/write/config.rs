@@ -77,6 +77,7 @@ impl DecodeBlock for QueueArguments {
         let max_batch_bytes = d
             .attr("max_batch_bytes", ByteSize(defaults.max_batch_bytes))
             .0;
+        let drain_timeout = d.attr("drain_timeout", defaults.drain_timeout);
         if max_size == 0 {
             report(d, "max_size", "max_size must be larger than 0 bytes".into());
         }
@@ -97,6 +98,7 @@ impl DecodeBlock for QueueArguments {
             sync,
             max_in_flight,
             max_batch_bytes,
+            drain_timeout,
         }
     }
 }

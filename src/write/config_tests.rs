@@ -263,3 +263,56 @@ fn oauth2_has_its_own_tls_and_proxy() {
         "oauth2: if no_proxy is configured, proxy_url must also be configured"
     );
 }
+
+#[test]
+fn queue_block_defaults_and_settings() {
+    use crate::storage::SyncPolicy;
+    use crate::write::queue::{QueueArguments, WhenFull};
+
+    let (args, errors) = decode_args("endpoint { url = \"http://h\" }\nqueue {}");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(args.queue, Some(QueueArguments::default()));
+    let (args, errors) = decode_args("endpoint { url = \"http://h\" }");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(args.queue, None, "no block: synchronous, as Alloy");
+
+    let (args, errors) = decode_args(
+        r#"
+  endpoint { url = "http://h" }
+  queue {
+    max_size        = "512MiB"
+    max_age         = "2h"
+    when_full       = "drop_oldest"
+    sync            = "200ms"
+    max_in_flight   = 2
+    max_batch_bytes = "1MB"
+    drain_timeout   = "45s"
+  }"#,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let q = args.queue.unwrap();
+    assert_eq!(q.max_size, 512 << 20);
+    assert_eq!(q.max_age, Duration::from_secs(7200));
+    assert_eq!(q.when_full, WhenFull::DropOldest);
+    assert_eq!(q.sync, SyncPolicy::Every(Duration::from_millis(200)));
+    assert_eq!(q.max_in_flight, 2);
+    assert_eq!(q.max_batch_bytes, 1_000_000);
+    assert_eq!(q.drain_timeout, Duration::from_secs(45));
+
+    let (_, errors) = decode_args(
+        r#"
+  endpoint { url = "http://h" }
+  queue {
+    max_size = 0
+    when_full = "block"
+    sync = "never"
+    max_in_flight = 0
+  }"#,
+    );
+    for wanted in ["max_size", "when_full", "sync must be", "max_in_flight"] {
+        assert!(
+            errors.iter().any(|e| e.contains(wanted)),
+            "{wanted}: {errors:?}"
+        );
+    }
+}

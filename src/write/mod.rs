@@ -278,7 +278,7 @@ impl Write {
         if args.queue.is_none()
             && let Some(old) = queue.take()
         {
-            close(old).await;
+            close(old, false).await;
         }
         Ok(())
     }
@@ -288,29 +288,30 @@ impl Write {
         &self.receiver
     }
 
-    /// For a component deleted from the config or a process shutting down:
-    /// appends fail as "not running" from now on (running ones finish), the
-    /// queue checkpoints and closes, and the metric series are removed.
-    /// Dropping a `Write` does none of this, so that a replacement can take
-    /// over the same receiver first.
-    pub async fn stop(self) {
+    /// For a component deleted from the config (`exiting = false`) or a
+    /// process shutting down (`true`: the queue first sends its backlog for
+    /// up to its `drain_timeout`): appends fail as "not running" from now on
+    /// (running ones finish), the queue checkpoints and closes, and the
+    /// metric series are removed. Dropping a `Write` does none of this, so
+    /// that a replacement can take over the same receiver first.
+    pub async fn stop(self, exiting: bool) {
         self.receiver.uninstall();
         // The appender holds the queue too; let go of it first.
         self.state
             .store(Arc::new(State::empty(&self.metrics, &self.component_id)));
         if let Some(queue) = self.queue.lock().await.take() {
-            close(queue).await;
+            close(queue, exiting).await;
         }
         self.metrics.remove_component(&self.component_id);
     }
 }
 
 /// Closes a queue once no append holds it any more.
-async fn close(queue: Arc<Queue>) {
+async fn close(queue: Arc<Queue>, exiting: bool) {
     let mut queue = queue;
     for _ in 0..200 {
         match Arc::try_unwrap(queue) {
-            Ok(q) => return q.shutdown().await,
+            Ok(q) => return q.shutdown(exiting).await,
             Err(shared) => queue = shared,
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

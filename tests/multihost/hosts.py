@@ -33,8 +33,9 @@ def in_ns(host: str, argv: list) -> list:
 
 def relay_config(replica: str, backend_url: str, queue: bool = False) -> str:
     # With the queue (issue 13), a profile is acknowledged once it is on the
-    # replica's disk, under --storage.path.
-    queue_block = "\n  queue {}" if queue else ""
+    # replica's disk, under --storage.path; on SIGTERM the replica sends its
+    # backlog for up to 60 s before it exits, as in the queue overlay.
+    queue_block = '\n  queue {\n    drain_timeout = "60s"\n  }' if queue else ""
     return f"""
 pyroscope.receive_http "default" {{
   http {{

@@ -11,8 +11,11 @@ Scenarios, in order, each with its own `run` label on every profile:
             loss), then cut for 30 s, then healed (link.py)
   kill9_queue, partition_queue
             the same kill and cut with pyroscope.write's queue: every
-            acknowledged profile arrives (run only when the relay has the
-            queue block, issue 13)
+            acknowledged profile arrives
+  scale_down_queue
+            with the queue, the backend cut off so every replica builds a
+            backlog; as the cut heals, one replica is stopped for good with
+            SIGTERM (a scale-down): it sends its backlog before it exits
 
 Asserted: every profile a client saw acknowledged reached the backend;
 in `kill9`, the only failed requests are ones in flight on the killed
@@ -323,11 +326,11 @@ def queue_supported(binary: Path, workdir: Path) -> bool:
     return subprocess.run([binary, "check", probe], capture_output=True).returncode == 0
 
 
-def wait_queues_empty(rig: Rig, timeout: float = 120):
+def wait_queues_empty(rig: Rig, timeout: float = 120, names=REPLICAS):
     deadline = time.monotonic() + timeout
     while True:
-        pending = {n: r.metric("pyroscope_write_queue_pending_profiles")
-                   for n, r in rig.replicas.items()}
+        pending = {n: rig.replicas[n].metric("pyroscope_write_queue_pending_profiles")
+                   for n in names}
         if not any(pending.values()):
             return
         assert time.monotonic() < deadline, f"queues not drained after {timeout}s: {pending}"
@@ -405,7 +408,42 @@ def scenario_partition_queue(rig: Rig, partition=30) -> dict:
     return figures
 
 
-QUEUE_SCENARIOS = {"kill9_queue", "partition_queue"}
+def scenario_scale_down_queue(rig: Rig, partition=10) -> dict:
+    """With the queue: the backend cut off for 10 s so every replica builds
+    a backlog; as the cut heals, r3 gets SIGTERM and is not started again
+    (a StatefulSet scaled down: its volume may never be mounted again). It
+    sends its backlog within drain_timeout, exits 0 with nothing left on its
+    volume, and no client request fails."""
+    for r in rig.replicas.values():
+        r.use_queue(True)
+    t = Traffic(rig, "scale_down_queue", seconds=partition + 14)
+    time.sleep(4)
+    link.drop(rig.link.port, 100)
+    time.sleep(partition)
+    backlog = rig.replicas["r3"].metric("pyroscope_write_queue_pending_profiles")
+    link.drop(rig.link.port, 0)
+    took = rig.replicas["r3"].terminate(timeout=90)
+    left = queue_backlog(rig, "r3")
+    log = rig.replicas["r3"].log()
+    rig.lb.wait_state("r3", "DOWN", timeout=10)
+    t.finish(timeout=120)
+    wait_queues_empty(rig, names=["r1", "r2"])
+    t.rig.backend.quiet(1.0, timeout=60)
+    figures = t.check_acknowledged_delivered()
+    assert backlog > 0, "r3 had nothing queued when it was stopped: the test proves nothing"
+    assert left == 0, f"r3 left {left} profiles on its volume:\n{log}"
+    assert "queue closed; nothing left to send" in log, log
+    assert t.failures() == [], t.failures()[:5]
+    figures["backlog_on_r3_at_sigterm"] = int(backlog)
+    figures["r3_seconds_to_exit"] = round(took, 2)
+    figures["left_on_r3_volume"] = left
+    # The rig stays whole for whatever runs next.
+    rig.replicas["r3"].start()
+    rig.lb.wait_state("r3", "UP", timeout=20)
+    return figures
+
+
+QUEUE_SCENARIOS = {"kill9_queue", "partition_queue", "scale_down_queue"}
 
 
 def main():
@@ -413,7 +451,7 @@ def main():
     ap.add_argument("--relay", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="kill9,rolling,faults,kill9_queue,partition_queue")
+    ap.add_argument("--only", default="kill9,rolling,faults,kill9_queue,partition_queue,scale_down_queue")
     a = ap.parse_args()
     rig = Rig(Path(a.relay), Path(a.workdir))
     results = {}

@@ -4,6 +4,7 @@ objects `kubectl kustomize` built (schemas are kubernetes-validate's job):
     python overlay_checks.py OVERLAY-NAME BUILT.yaml
 """
 
+import re
 import sys
 
 import yaml
@@ -77,6 +78,11 @@ def main():
         need(policy.get("whenScaled") == "Retain", "a scale-down would delete a backlog")
         cfg = next(iter(by_kind["ConfigMap"]))["data"]["config.alloy"]
         need("queue {" in cfg, "the queue overlay's config has no queue block")
+        drain = re.search(r'drain_timeout\s*=\s*"(\d+)s"', cfg)
+        need(drain is not None, "the queue does not send its backlog before a scale-down removes it")
+        if drain:
+            need(grace >= int(pre[1]) + 30 + int(drain[1]),
+                 f"grace {grace}s < preStop {pre[1]}s + 30s + drain_timeout {drain[1]}s")
     else:
         need(data in vols, "no data volume")
 

@@ -5,7 +5,7 @@
 # the e2e clients (tests/e2e/setup.sh) and a built relay.
 #
 #   bash tests/multihost/run.sh                      # every scenario, ~3 minutes
-#   bash tests/multihost/run.sh --only kill9         # one (kill9, rolling, faults, kill9_queue, partition_queue)
+#   bash tests/multihost/run.sh --only kill9         # one (kill9, rolling, faults, kill9_queue, partition_queue, scale_down_queue)
 #   bash tests/multihost/run.sh --soak 600           # repeat them for ~600 s
 #
 # The relay is $CARGO_TARGET_DIR/debug/pyroscope-relay (default target/), or
@@ -14,7 +14,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/relay-bin.sh"
-only=kill9,rolling,faults,kill9_queue,partition_queue
+only=kill9,rolling,faults,kill9_queue,partition_queue,scale_down_queue
 soak=0
 while [ $# -gt 0 ]; do
   case $1 in

@@ -66,6 +66,9 @@ pub struct QueueArguments {
     pub max_in_flight: usize,
     /// 0: one queued request per downstream request.
     pub max_batch_bytes: u64,
+    /// How long a process that is exiting keeps sending its backlog before
+    /// it stops (0: it stops at once; the backlog stays on disk).
+    pub drain_timeout: Duration,
 }
 
 impl Default for QueueArguments {
@@ -77,6 +80,7 @@ impl Default for QueueArguments {
             sync: SyncPolicy::Always,
             max_in_flight: 8,
             max_batch_bytes: 0,
+            drain_timeout: Duration::ZERO,
         }
     }
 }
@@ -314,9 +318,42 @@ impl Queue {
         })
     }
 
+    /// Pending profiles and bytes over every endpoint.
+    fn pending(&self) -> (u64, u64) {
+        self.shared
+            .endpoints()
+            .iter()
+            .map(|p| p.pending())
+            .fold((0, 0), |(p, b), (p2, b2)| (p + p2, b + b2))
+    }
+
+    /// For a process that is exiting: keeps sending until nothing is
+    /// pending or `drain_timeout` has passed (a pod being scaled down may
+    /// never get its volume back, so it sends what it can first).
+    async fn drain(&self) {
+        let limit = self.shared.settings.load().drain_timeout;
+        let (profiles, bytes) = self.pending();
+        if limit.is_zero() || profiles == 0 {
+            return;
+        }
+        let component_id = &self.shared.component_id;
+        tracing::info!(component_id, profiles, bytes, limit = ?limit, "sending the queue's backlog before exiting (drain_timeout)");
+        let started = tokio::time::Instant::now();
+        while self.pending().0 > 0 && started.elapsed() < limit {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        let left = self.pending().0;
+        tracing::info!(component_id, sent = profiles.saturating_sub(left), left, took = ?started.elapsed(), "queue drain ended");
+    }
+
     /// Stops the senders (requests in flight are sent again on the next
-    /// start), checkpoints every position and closes the log.
-    pub async fn shutdown(self) {
+    /// start), checkpoints every position and closes the log. `exiting`:
+    /// the process is stopping, so the backlog is drained first (up to
+    /// `drain_timeout`); a component removed by a reload stops at once.
+    pub async fn shutdown(self, exiting: bool) {
+        if exiting {
+            self.drain().await;
+        }
         let tasks = std::mem::take(&mut *self.tasks());
         for t in &tasks {
             let _ = t.stop.send(true);
@@ -325,13 +362,22 @@ impl Queue {
             let _ = t.task.await;
         }
         self.log.maintain().await;
-        let pending: BTreeMap<String, u64> = self
+        let component_id = &self.shared.component_id;
+        let dir = self.shared.dir.display();
+        let left: BTreeMap<String, (u64, u64)> = self
             .shared
             .endpoints()
             .iter()
-            .map(|p| (p.key.clone(), p.pending().0))
+            .map(|p| (p.key.clone(), p.pending()))
+            .filter(|(_, (profiles, _))| *profiles > 0)
             .collect();
-        tracing::info!(component_id = %self.shared.component_id, dir = %self.shared.dir.display(), ?pending, "queue closed; pending profiles stay on disk");
+        if left.is_empty() {
+            tracing::info!(component_id, dir = %dir, "queue closed; nothing left to send");
+        } else {
+            for (endpoint, (profiles, bytes)) in &left {
+                tracing::warn!(component_id, dir = %dir, endpoint, profiles, bytes, "queue closed with profiles not yet sent; they stay on disk and are sent when a relay starts on this storage path");
+            }
+        }
         self.shared
             .families
             .queue
@@ -340,6 +386,9 @@ impl Queue {
         drop(self.log);
     }
 }
+
+/// How often a drain checks whether the backlog is empty.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Each endpoint's name in the queue: its redacted URL, with `#2`, `#3`
 /// ... for repeats.
