@@ -148,7 +148,7 @@ fn a_restart_resumes_from_the_checkpoint_and_gauges_match_the_disk() {
     send_all(port, "restart", 0..12);
     relay.stop();
     relay.restart();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Published when the queue opens, before the relay is ready.
     let m = relay.metrics();
     assert_eq!(
         metric(&m, "pyroscope_write_queue_pending_profiles", &[]),
@@ -156,7 +156,7 @@ fn a_restart_resumes_from_the_checkpoint_and_gauges_match_the_disk() {
         "{m}"
     );
     assert!(metric(&m, "pyroscope_write_queue_pending_bytes", &[]) >= 12.0 * PROFILE.len() as f64);
-    assert!(metric(&m, "pyroscope_write_queue_oldest_pending_seconds", &[]) > 0.5);
+    assert!(metric(&m, "pyroscope_write_queue_oldest_pending_seconds", &[]) > 0.0);
     backend.set_status(200);
     let delivered = backend.wait_delivered(12, Duration::from_secs(30));
     assert_eq!(by_seq(&delivered).len(), 12);

@@ -66,6 +66,8 @@ pub(crate) struct Core {
     active_size: u64,
     /// Whether the last batch failed on the disk (for health).
     failing: bool,
+    /// Whether the maintenance running now was asked for ([`super::Log::maintain`]).
+    requested: bool,
     /// Written but not yet synced (only under `SyncPolicy::Every`).
     dirty_since: Option<Instant>,
     #[cfg(test)]
@@ -89,6 +91,13 @@ impl Control<'_> {
     /// Whether the last write failed (the disk may be full).
     pub fn failing(&self) -> bool {
         self.w.failing
+    }
+
+    /// Whether this maintenance was asked for ([`super::Log::maintain`],
+    /// e.g. before closing) rather than run after a batch or on a tick:
+    /// work an owner spaces out (checkpoints) should be done now.
+    pub fn requested(&self) -> bool {
+        self.w.requested
     }
 
     /// The size of an empty segment.
@@ -169,6 +178,7 @@ impl Core {
             active: Some(active.1),
             active_size: active.2,
             failing: false,
+            requested: false,
             dirty_since: None,
             #[cfg(test)]
             fail_next_sync: Default::default(),
@@ -283,7 +293,9 @@ impl Core {
             self.failing = false;
             owner.health(None);
         }
+        self.requested = !maintained.is_empty();
         owner.maintain(&mut Control { w: self });
+        self.requested = false;
         for (reply, answer) in answers {
             let answer = answer.and_then(|ids| {
                 if ids.end <= first_unwritten {

@@ -201,8 +201,12 @@ impl Queue {
         std::fs::write(&marker, component_id)
             .map_err(|e| fail(StorageError::io("writing", &marker, e)))?;
         let log = Arc::new(log);
+        // The gauges show the backlog found on disk from the start, not
+        // from the writer's first tick.
+        let now = crate::telemetry::civil_time::unix_nanos(std::time::SystemTime::now());
         for p in &progress {
             p.start_at(&log);
+            p.publish_gauges(now);
         }
         let queue = Queue {
             shared,

@@ -5,14 +5,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::metrics::DropReason;
 use super::{Shared, WhenFull, entry};
 use crate::storage::{Control, Owner, StorageError, Written, save_positions};
 
+/// How often positions are checkpointed while records are delivered: each
+/// checkpoint costs two fsyncs, which per batch would take the time of the
+/// batch's own.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 pub(super) struct QueueOwner {
     shared: Arc<Shared>,
     saved: BTreeMap<String, u64>,
+    /// When `saved` was last written.
+    saved_at: Instant,
     /// Whether the 90% warning was logged since the queue last dropped
     /// below 80%.
     warned_full: bool,
@@ -23,6 +31,7 @@ impl QueueOwner {
         Self {
             shared,
             saved: BTreeMap::new(),
+            saved_at: Instant::now(),
             warned_full: false,
         }
     }
@@ -85,7 +94,10 @@ impl QueueOwner {
         endpoints.iter().map(|p| p.position()).min()
     }
 
-    fn checkpoint(&mut self) {
+    fn checkpoint(&mut self, now: bool) {
+        if !now && self.saved_at.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
         let endpoints = self.shared.endpoints().clone();
         if endpoints.iter().any(|p| !p.is_started()) {
             return;
@@ -96,7 +108,10 @@ impl QueueOwner {
             .collect();
         if positions != self.saved {
             match save_positions(&self.shared.dir, &positions) {
-                Ok(()) => self.saved = positions.clone(),
+                Ok(()) => {
+                    self.saved = positions.clone();
+                    self.saved_at = Instant::now();
+                }
                 Err(e) => {
                     tracing::warn!(component_id = %self.shared.component_id, error = %e, "could not checkpoint queue positions");
                 }
@@ -112,16 +127,7 @@ impl QueueOwner {
         m.max_size_bytes.set(settings.max_size as i64);
         let now = log.now_nanos();
         for p in self.shared.endpoints().iter() {
-            let (profiles, bytes) = p.pending();
-            p.metrics.pending_profiles.set(profiles as i64);
-            p.metrics.pending_bytes.set(bytes as i64);
-            let oldest = p.oldest_arrival.load(Ordering::Relaxed);
-            let age = if oldest == i64::MAX || profiles == 0 {
-                0.0
-            } else {
-                (now.saturating_sub(oldest)).max(0) as f64 / 1e9
-            };
-            p.metrics.oldest_pending.set(age);
+            p.publish_gauges(now);
         }
         let ratio = disk as f64 / settings.max_size.max(1) as f64;
         if ratio > 0.9 && !self.warned_full {
@@ -175,7 +181,7 @@ impl Owner for QueueOwner {
         // What was delivered goes even when the checkpoint cannot be saved
         // (a full disk): a restart then resumes at the oldest remaining
         // segment, which is at least once all the same.
-        self.checkpoint();
+        self.checkpoint(log.requested());
         if let Some(min) = self.min_position() {
             // A delivered active segment is only closed early once it is
             // big enough to matter, not on every quiet second.

@@ -108,6 +108,20 @@ impl Progress {
             .fetch_sub(bytes as i64, Ordering::Relaxed);
     }
 
+    /// Sets the endpoint's pending gauges; `now_nanos` for the oldest age.
+    pub fn publish_gauges(&self, now_nanos: i64) {
+        let (profiles, bytes) = self.pending();
+        self.metrics.pending_profiles.set(profiles as i64);
+        self.metrics.pending_bytes.set(bytes as i64);
+        let oldest = self.oldest_arrival.load(Ordering::Relaxed);
+        let age = if oldest == i64::MAX || profiles == 0 {
+            0.0
+        } else {
+            now_nanos.saturating_sub(oldest).max(0) as f64 / 1e9
+        };
+        self.metrics.oldest_pending.set(age);
+    }
+
     /// Pending profiles and bytes, never below zero.
     pub fn pending(&self) -> (u64, u64) {
         let p = self.pending_profiles.load(Ordering::Relaxed).max(0) as u64;

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# What pyroscope.write's `queue` block costs and what it can do, on
+# 127.0.0.1 (docs/performance.md, "The durable queue"):
+#
+#   1. /ingest 10 KB, 64 connections, as fast as possible: req/s of a relay
+#      with `queue { sync = "always" }` ÷ the same relay without a queue,
+#      alternating rounds, medians;
+#   2. acknowledgement latency at 50% of the queued relay's rate (wrk with a
+#      per-connection delay, as bench/run.sh; oha's open loop when oha is
+#      installed);
+#   3. catch-up: the sink down, a backlog built at that 50% rate; then the
+#      sink up: drain rate ÷ the rate the backlog was built at;
+#   4. memory: RSS while a backlog of QUEUE_BACKLOG_MIB (1 GiB) is built,
+#      how long a relay takes to open it after a restart, and its RSS while
+#      it sends it.
+#
+#   bash bench/queue.sh                      # ROUNDS=5 DURATION=5
+#   QUEUE_BACKLOG_MIB=256 bash bench/queue.sh
+#
+# Installs wrk when missing (root). Data goes to a temporary directory on
+# the same file system as /tmp (so fsync is the disk's). Everything it
+# starts is stopped on exit.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+BACKLOG_MIB=${QUEUE_BACKLOG_MIB:-1024}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+P_SINK=18501 P_PLAIN=18502 P_PLAIN_ADMIN=18503 P_QUEUE=18504 P_QUEUE_ADMIN=18505
+
+log() { printf '[bench-queue %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+log "building the relay and the sink"
+(cd "$ROOT" && cargo build --release -q)
+(cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
+  { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
+RELAY=$CARGO_TARGET_DIR/release/pyroscope-relay
+SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
+
+T=$(mktemp -d /tmp/pyroscope-relay-bench-queue.XXXXXX)
+declare -A PID=()
+cleanup() {
+  local p
+  for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+head -c 10240 "$ROOT/tests/fixtures/py_folded.txt" >"$T/body"
+BODY_BYTES=$(stat -c %s "$T/body")
+
+config() { # port queue-block
+  cat <<CFG
+pyroscope.receive_http "in" {
+  http {
+    listen_address = "127.0.0.1"
+    listen_port = $1
+    conn_limit = 0
+  }
+  forward_to = [pyroscope.write.out.receiver]
+}
+pyroscope.write "out" {
+  endpoint {
+    url = "http://127.0.0.1:$P_SINK"
+    min_backoff_period = "100ms"
+    max_backoff_period = "1s"
+  }
+  $2
+}
+CFG
+}
+config $P_PLAIN "" >"$T/plain.alloy"
+config $P_QUEUE 'queue {
+    max_size = "'$((BACKLOG_MIB * 4))'MiB"
+    sync     = "always"
+  }' >"$T/queue.alloy"
+
+wait_ready() { # admin-port
+  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/-/ready" >/dev/null && return 0; sleep 0.05; done
+  log "not ready on $1"; return 1
+}
+start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; sleep 0.3; }
+stop_sink() { kill "${PID[sink]}"; wait "${PID[sink]}" 2>/dev/null || true; unset 'PID[sink]'; }
+start_relay() { # name port admin
+  "$RELAY" run "$T/$1.alloy" --server.http.listen-addr "127.0.0.1:$3" \
+    --storage.path "$T/data-$1" --log.level warn 2>>"$T/$1.log" & PID[$1]=$!
+  wait_ready "$3"
+}
+stop_relay() { # name
+  kill "${PID[$1]}"; wait "${PID[$1]}" 2>/dev/null || true; unset "PID[$1]"
+}
+mem_kib() { awk -v f="$2:" '$1==f {print $2}' "/proc/$1/status"; }
+metric() { # admin-port name -> summed value
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 && (substr($0, length(n) + 1, 1) ~ /[{ ]/) {s += $NF} END {printf "%.0f\n", s}'
+}
+
+url() { echo "http://127.0.0.1:$1/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy"; }
+wrk_run() { # port seconds [delay_ms] -> RESULT line
+  BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "$(url "$1")" | grep '^RESULT'
+}
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+start_sink
+start_relay plain $P_PLAIN $P_PLAIN_ADMIN
+start_relay queue $P_QUEUE $P_QUEUE_ADMIN
+
+# --- 1. throughput ---------------------------------------------------------
+log "warm-up"
+wrk_run $P_PLAIN 2 >/dev/null
+wrk_run $P_QUEUE 2 >/dev/null
+plain="" queued="" errors=0
+for round in $(seq 1 "$ROUNDS"); do
+  if ((round % 2)); then order=(plain queue); else order=(queue plain); fi
+  for kind in "${order[@]}"; do
+    port=$P_PLAIN; [[ $kind == queue ]] && port=$P_QUEUE
+    r=$(wrk_run $port "$DURATION")
+    rps=$(field rps <<<"$r")
+    errors=$((errors + $(field errors <<<"$r")))
+    log "round $round $kind: $rps req/s (p99 $(field p99_ms <<<"$r") ms)"
+    if [[ $kind == plain ]]; then plain+="$rps "; else queued+="$rps "; fi
+  done
+done
+plain_rps=$(echo "$plain" | median)
+queue_rps=$(echo "$queued" | median)
+
+# --- 2. latency at 50% load -------------------------------------------------
+rate=$(awk -v r="$queue_rps" 'BEGIN { printf "%d", r / 2 }')
+delay=$((64000 / rate))
+log "fixed rate $rate req/s (wrk delay ${delay} ms per connection)"
+lat_plain="" lat_queue=""
+for round in $(seq 1 3); do
+  r=$(wrk_run $P_QUEUE "$DURATION" "$delay"); lat_queue+="$(field p99_ms <<<"$r") "
+  q_achieved=$(field rps <<<"$r")
+  r=$(wrk_run $P_PLAIN "$DURATION" "$delay"); lat_plain+="$(field p99_ms <<<"$r") "
+  log "round $round: p99 queue $(echo "$lat_queue" | awk '{print $NF}') ms, plain $(field p99_ms <<<"$r") ms"
+done
+p99_queue=$(echo "$lat_queue" | median)
+p99_plain=$(echo "$lat_plain" | median)
+stop_relay plain
+
+# --- 3 and 4. backlog, catch-up, memory ----------------------------------------
+# The queue relay again, fresh, with an empty queue: its VmHWM is this
+# phase's own.
+stop_relay queue
+rm -rf "$T/data-queue"
+start_relay queue $P_QUEUE $P_QUEUE_ADMIN
+stop_sink
+target_bytes=$((BACKLOG_MIB * 1024 * 1024))
+# Built at the 50% rate of part 2, a relay's ordinary load: catching up
+# means draining faster than that (while ingest goes on, in real life).
+log "sink down: building a backlog of $BACKLOG_MIB MiB at $rate req/s"
+built_secs=0
+while :; do
+  r=$(wrk_run $P_QUEUE 5 "$delay")
+  built_secs=$(awk -v a="$built_secs" -v b="$(field secs <<<"$r")" 'BEGIN { print a + b }')
+  pending=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_pending_bytes)
+  log "backlog $((pending / 1048576)) MiB after ${built_secs}s"
+  ((pending < target_bytes)) || break
+  ((${built_secs%.*} < 900)) || { log "backlog still short after 900 s"; break; }
+done
+rejected=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_rejected_profiles_total)
+backlog_profiles=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_pending_profiles)
+build_rate=$(awk -v n="$backlog_profiles" -v s="$built_secs" 'BEGIN { printf "%.0f", n / s }')
+backlog_bytes=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_pending_bytes)
+rss_build=$(mem_kib "${PID[queue]}" VmHWM)
+log "backlog: $backlog_profiles profiles, $((backlog_bytes / 1048576)) MiB ($rejected refused); VmHWM $((rss_build / 1024)) MiB"
+
+stop_relay queue
+t0=$(date +%s.%N)
+start_relay queue $P_QUEUE $P_QUEUE_ADMIN
+open_secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+rss_open=$(mem_kib "${PID[queue]}" VmRSS)
+log "reopened with the backlog in ${open_secs}s, RSS $((rss_open / 1024)) MiB"
+
+start_sink
+t0=$(date +%s.%N)
+while :; do
+  pending=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_pending_profiles)
+  now=$(date +%s.%N)
+  ((pending > 0)) || break
+  awk -v a="$t0" -v b="$now" 'BEGIN { exit !(b - a > 900) }' && { log "drain not done after 900 s"; break; }
+  sleep 0.1
+done
+# From the sink's start: the senders' backoff (at most 1 s here) counts.
+# The gauge moves once a second when nothing is appended, so the figure is
+# within a second.
+drain_secs=$(awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.2f", b - a }')
+drain_rate=$(awk -v n="$backlog_profiles" -v s="$drain_secs" 'BEGIN { printf "%.0f", n / s }')
+rss_drain=$(mem_kib "${PID[queue]}" VmHWM)
+log "drained $backlog_profiles in ${drain_secs}s: $drain_rate profiles/s; VmHWM $((rss_drain / 1024)) MiB"
+
+# --- table ---------------------------------------------------------------------
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+verdict() { awk -v v="$1" -v l="$2" -v op="$3" 'BEGIN { ok = (op == "ge") ? v >= l : v <= l; print ok ? "met" : "MISSED" }'; }
+echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores; $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; wrk errors: $errors."
+echo
+echo "| figure | measured | target | |"
+echo "|---|---:|---|---|"
+r=$(ratio "$queue_rps" "$plain_rps")
+echo "| req/s with \`queue { sync = \"always\" }\` ÷ without (${queue_rps} ÷ ${plain_rps}) | $r | ≥ 0.8 | $(verdict "$r" 0.8 ge) |"
+echo "| acknowledgement p99 at $rate req/s (50%; achieved $q_achieved), queue | ${p99_queue} ms | ≤ 5 ms | $(verdict "$p99_queue" 5 le) |"
+echo "| same rate, p99 without the queue | ${p99_plain} ms | | |"
+r=$(ratio "$drain_rate" "$build_rate")
+echo "| catch-up: drain ${drain_rate} profiles/s (sink up, no ingest) ÷ backlog built at ${build_rate}/s | $r | ≥ 2 | $(verdict "$r" 2 ge) |"
+echo "| peak RSS building a backlog of $((backlog_bytes / 1048576)) MiB ($backlog_profiles profiles) | $(mib "$rss_build") MiB | ≤ 64 MiB | $(verdict "$(mib "$rss_build")" 64 le) |"
+echo "| restart with that backlog: ready after | ${open_secs} s | seconds | |"
+echo "| peak RSS sending it | $(mib "$rss_drain") MiB | ≤ 64 MiB | $(verdict "$(mib "$rss_drain")" 64 le) |"
