@@ -5,6 +5,7 @@
 #   bash bench/callgrind.sh            # N=3000 C=8
 #   ROUTE=push bash bench/callgrind.sh # Connect push of push_request.bin x4 (11.5 KB)
 #   TAP=1 bash bench/callgrind.sh      # with one live tap reader on receive_http
+#   QUEUE=1 bash bench/callgrind.sh    # pyroscope.write with `queue {}` (sync = "always")
 set -euo pipefail
 # KEEP=path keeps the callgrind output file.
 N=${N:-3000} C=${C:-8} TOP=${TOP:-30}
@@ -29,6 +30,7 @@ pyroscope.receive_http "in" {
 }
 pyroscope.write "out" {
   endpoint { url = "http://127.0.0.1:18301" }
+  ${QUEUE:+queue {\}}
 }
 CFG
 FIX=${FIXTURES:-$ROOT/tests/fixtures}

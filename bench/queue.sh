@@ -142,6 +142,10 @@ for round in $(seq 1 3); do
   log "round $round: p99 queue $(echo "$lat_queue" | awk '{print $NF}') ms, plain $(field p99_ms <<<"$r") ms"
 done
 p99_queue=$(echo "$lat_queue" | median)
+# Group commit: acknowledged appends per fsync, and the mean fsync, over
+# parts 1 and 2.
+fsyncs=$(metric $P_QUEUE_ADMIN pyroscope_write_queue_fsync_duration_seconds_count)
+fsync_ms=$(curl -sf "http://127.0.0.1:$P_QUEUE_ADMIN/metrics" | awk '/^pyroscope_write_queue_fsync_duration_seconds_sum/ {s += $NF} END {print s * 1000}')
 p99_plain=$(echo "$lat_plain" | median)
 stop_relay plain
 
@@ -207,6 +211,7 @@ r=$(ratio "$queue_rps" "$plain_rps")
 echo "| req/s with \`queue { sync = \"always\" }\` ÷ without (${queue_rps} ÷ ${plain_rps}) | $r | ≥ 0.8 | $(verdict "$r" 0.8 ge) |"
 echo "| acknowledgement p99 at $rate req/s (50%; achieved $q_achieved), queue | ${p99_queue} ms | ≤ 5 ms | $(verdict "$p99_queue" 5 le) |"
 echo "| same rate, p99 without the queue | ${p99_plain} ms | | |"
+echo "| fsyncs in parts 1 and 2; mean fsync | $fsyncs; $(awk -v s="$fsync_ms" -v n="$fsyncs" 'BEGIN { printf "%.2f ms", s / n }') | | |"
 r=$(ratio "$drain_rate" "$build_rate")
 echo "| catch-up: drain ${drain_rate} profiles/s (sink up, no ingest) ÷ backlog built at ${build_rate}/s | $r | ≥ 2 | $(verdict "$r" 2 ge) |"
 echo "| peak RSS building a backlog of $((backlog_bytes / 1048576)) MiB ($backlog_profiles profiles) | $(mib "$rss_build") MiB | ≤ 64 MiB | $(verdict "$(mib "$rss_build")" 64 le) |"
