@@ -2,8 +2,9 @@
 # What pyroscope.write's `queue` block costs and what it can do, on
 # 127.0.0.1 (docs/performance.md, "The durable queue"):
 #
-#   1. /ingest 10 KB, 64 connections, as fast as possible: req/s of a relay
-#      with `queue { sync = "always" }` ÷ the same relay without a queue,
+#   1. /ingest 10 KB, 64 connections, as fast as possible: sustained req/s
+#      (acknowledged and delivered) of a relay with
+#      `queue { sync = "always" }` ÷ the same relay without a queue,
 #      alternating rounds, medians;
 #   2. acknowledgement latency at 50% of the queued relay's rate (wrk with a
 #      per-connection delay, as bench/run.sh; oha's open loop when oha is
@@ -115,23 +116,42 @@ start_relay queue $P_QUEUE $P_QUEUE_ADMIN
 log "warm-up"
 wrk_run $P_PLAIN 2 >/dev/null
 wrk_run $P_QUEUE 2 >/dev/null
-plain="" queued="" errors=0
+# The queued relay answers once a profile is on disk, and may answer faster
+# than it sends: its "acknowledged" req/s is wrk's; its "sustained" rate is
+# the profiles of the run ÷ the time from the start of the run until the
+# last of them was delivered (pyroscope_write_sent_profiles_total), so a
+# backlog left behind is paid for in the round that built it.
+sent() { metric $P_QUEUE_ADMIN pyroscope_write_sent_profiles_total; }
+now() { date +%s.%N; }
+plain="" acked="" sustained="" errors=0
 for round in $(seq 1 "$ROUNDS"); do
   if ((round % 2)); then order=(plain queue); else order=(queue plain); fi
   for kind in "${order[@]}"; do
-    port=$P_PLAIN; [[ $kind == queue ]] && port=$P_QUEUE
-    r=$(wrk_run $port "$DURATION")
-    rps=$(field rps <<<"$r")
+    if [[ $kind == plain ]]; then
+      r=$(wrk_run $P_PLAIN "$DURATION")
+      plain+="$(field rps <<<"$r") "
+      log "round $round plain: $(field rps <<<"$r") req/s (p99 $(field p99_ms <<<"$r") ms)"
+    else
+      s0=$(sent) t0=$(now)
+      r=$(wrk_run $P_QUEUE "$DURATION")
+      want=$((s0 + $(field reqs <<<"$r")))
+      while (($(sent) < want)); do
+        awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 300) }' && { log "not delivered after 300 s"; break; }
+        sleep 0.02
+      done
+      sus=$(awk -v n="$(field reqs <<<"$r")" -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", n / (b - a) }')
+      acked+="$(field rps <<<"$r") " sustained+="$sus "
+      log "round $round queue: $(field rps <<<"$r") req/s acknowledged (p99 $(field p99_ms <<<"$r") ms), $sus/s sustained"
+    fi
     errors=$((errors + $(field errors <<<"$r")))
-    log "round $round $kind: $rps req/s (p99 $(field p99_ms <<<"$r") ms)"
-    if [[ $kind == plain ]]; then plain+="$rps "; else queued+="$rps "; fi
   done
 done
 plain_rps=$(echo "$plain" | median)
-queue_rps=$(echo "$queued" | median)
+queue_rps=$(echo "$acked" | median)
+sustained_rps=$(echo "$sustained" | median)
 
 # --- 2. latency at 50% load -------------------------------------------------
-rate=$(awk -v r="$queue_rps" 'BEGIN { printf "%d", r / 2 }')
+rate=$(awk -v r="$sustained_rps" 'BEGIN { printf "%d", r / 2 }')
 delay=$((64000 / rate))
 log "fixed rate $rate req/s (wrk delay ${delay} ms per connection)"
 lat_plain="" lat_queue=""
@@ -207,8 +227,9 @@ echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-par
 echo
 echo "| figure | measured | target | |"
 echo "|---|---:|---|---|"
-r=$(ratio "$queue_rps" "$plain_rps")
-echo "| req/s with \`queue { sync = \"always\" }\` ÷ without (${queue_rps} ÷ ${plain_rps}) | $r | ≥ 0.8 | $(verdict "$r" 0.8 ge) |"
+r=$(ratio "$sustained_rps" "$plain_rps")
+echo "| sustained req/s with \`queue { sync = \"always\" }\` ÷ without (${sustained_rps} ÷ ${plain_rps}) | $r | ≥ 0.8 | $(verdict "$r" 0.8 ge) |"
+echo "| acknowledged req/s with the queue ÷ without (${queue_rps} ÷ ${plain_rps}) | $(ratio "$queue_rps" "$plain_rps") | | |"
 echo "| acknowledgement p99 at $rate req/s (50%; achieved $q_achieved), queue | ${p99_queue} ms | ≤ 5 ms | $(verdict "$p99_queue" 5 le) |"
 echo "| same rate, p99 without the queue | ${p99_plain} ms | | |"
 echo "| fsyncs in parts 1 and 2; mean fsync | $fsyncs; $(awk -v s="$fsync_ms" -v n="$fsyncs" 'BEGIN { printf "%.2f ms", s / n }') | | |"

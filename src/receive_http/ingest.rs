@@ -12,6 +12,8 @@ use super::reply;
 use super::router::{App, Deadlines, Outcome};
 use crate::codec::{labelset, query};
 use crate::pipeline::{IngestProfile, Labels, Payload, Profile};
+use crate::telemetry::Throttle;
+use std::time::Duration;
 
 pub(super) async fn handle<B>(request: Request<B>, app: &App, deadlines: Deadlines) -> Outcome
 where
@@ -73,8 +75,11 @@ where
     let Err(failures) = delivered.await else {
         return Ok(reply::plain(StatusCode::OK, Bytes::new()));
     };
-    for (i, err) in &failures.errors {
-        tracing::warn!(appendable = i, error = %err, "failed to ingest profile");
+    static FAILURES: Throttle = Throttle::new(Duration::from_secs(1));
+    if let Some(suppressed) = FAILURES.admit() {
+        for (i, err) in &failures.errors {
+            tracing::warn!(appendable = i, error = %err, suppressed, "failed to ingest profile");
+        }
     }
     if failures.timed_out {
         return Ok(reply::plain(

@@ -5,9 +5,11 @@
 pub mod civil_time;
 mod logging;
 mod process;
+mod throttle;
 
 pub use logging::{LogFormat, LogHandle, LogLevel, init as init_logging};
 pub use process::{ProcessCollector, ProcessStats};
+pub use throttle::Throttle;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::info::Info;
