@@ -46,6 +46,7 @@
 //! at the next intact record; bytes at the end with no intact record after
 //! them (a torn write) are cut off the active segment.
 
+mod disk;
 mod positions;
 mod reader;
 mod record;
@@ -174,6 +175,8 @@ pub struct LogOptions {
     pub fsync_observer: Option<FsyncObserver>,
     /// The writer thread's name.
     pub thread_name: &'static str,
+    /// What the log's writes go through (tests make it fail).
+    pub(crate) disk: disk::Disk,
 }
 
 impl LogOptions {
@@ -186,6 +189,7 @@ impl LogOptions {
             clock: Arc::new(SystemTime::now),
             fsync_observer: None,
             thread_name: "log-writer",
+            disk: disk::Disk::default(),
         }
     }
 }
@@ -208,7 +212,7 @@ pub struct Log {
     tx: Option<Mutex<mpsc::Sender<Request>>>,
     writer: Option<JoinHandle<()>>,
     #[cfg(test)]
-    fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
+    disk: disk::Disk,
     _lock: Option<File>,
 }
 
@@ -236,12 +240,13 @@ impl Log {
             Err(TryLockError::WouldBlock) => return Err(StorageError::Locked(dir.to_owned())),
             Err(TryLockError::Error(e)) => return Err(StorageError::io("locking", &lock_path, e)),
         }
-        let (mut table, active, recovery) = load(dir, &options.magic, true, &mut recovered)?;
+        let repair = Some(&options.disk);
+        let (mut table, active, recovery) = load(dir, &options.magic, repair, &mut recovered)?;
         let (active_id, file, size) = match active {
             Some(a) => a,
             None => {
                 let id = table.next_id;
-                let (path, file) = segment::create(dir, id, &options.magic)?;
+                let (path, file) = segment::create(&options.disk, dir, id, &options.magic)?;
                 let size = options.magic.len() as u64;
                 table.disk_bytes += size;
                 table.segments.insert(id, new_segment(path, &file, size)?);
@@ -252,6 +257,8 @@ impl Log {
         let committed_id = table.next_id;
         let table = Arc::new(Mutex::new(table));
         let (committed_tx, committed) = watch::channel(committed_id);
+        #[cfg(test)]
+        let disk = options.disk.clone();
         let cfg = writer::Config {
             dir: dir.to_owned(),
             magic: options.magic,
@@ -260,6 +267,7 @@ impl Log {
             tick: options.tick,
             clock: options.clock,
             fsync_observer: options.fsync_observer,
+            disk: options.disk,
         };
         let core = Core::new(
             cfg,
@@ -267,8 +275,6 @@ impl Log {
             committed_tx,
             (active_id, file, size),
         );
-        #[cfg(test)]
-        let fail_next_sync = Arc::clone(&core.fail_next_sync);
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name(options.thread_name.into())
@@ -283,7 +289,7 @@ impl Log {
             tx: Some(Mutex::new(tx)),
             writer: Some(handle),
             #[cfg(test)]
-            fail_next_sync,
+            disk,
             _lock: Some(lock_file),
         };
         Ok((log, recovery))
@@ -296,7 +302,7 @@ impl Log {
         magic: Magic,
         mut recovered: impl FnMut(Written<'_>),
     ) -> Result<(Log, Recovery), StorageError> {
-        let (table, _, recovery) = load(dir, &magic, false, &mut recovered)?;
+        let (table, _, recovery) = load(dir, &magic, None, &mut recovered)?;
         let (_, committed) = watch::channel(table.next_id);
         let log = Log {
             dir: dir.to_owned(),
@@ -306,7 +312,7 @@ impl Log {
             tx: None,
             writer: None,
             #[cfg(test)]
-            fail_next_sync: Default::default(),
+            disk: Default::default(),
             _lock: None,
         };
         Ok((log, recovery))
@@ -409,8 +415,9 @@ impl Log {
 
     #[cfg(test)]
     pub(crate) fn fail_next_sync(&self) {
-        self.fail_next_sync
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.disk
+            .faults()
+            .arm(disk::Op::SyncData, disk::Fault::Errno(libc::EIO));
     }
 
     pub fn magic(&self) -> &Magic {
@@ -472,12 +479,12 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
 
 type Active = (u64, File, u64);
 
-/// Scans every segment into a table. When `repair`, the last segment's
-/// torn tail is cut off and its write handle returned.
+/// Scans every segment into a table. With a `repair` disk, the last
+/// segment's torn tail is cut off and its write handle returned.
 fn load(
     dir: &Path,
     magic: &Magic,
-    repair: bool,
+    repair: Option<&disk::Disk>,
     recovered: &mut dyn FnMut(Written<'_>),
 ) -> Result<(Table, Option<Active>, Recovery), StorageError> {
     let segments = segment::list(dir)?;
@@ -518,9 +525,9 @@ fn load(
             r => r?,
         };
         recovery.corrupt += scan.corrupt;
-        let (file, size, disk) = if last && repair {
+        let (file, size, disk_bytes) = if let Some(disk) = repair.filter(|_| last) {
             recovery.truncated += scan.file_len.saturating_sub(scan.valid_len);
-            let (f, size) = segment::repair_tail(&path, &scan, magic)?;
+            let (f, size) = segment::repair_tail(disk, &path, &scan, magic)?;
             let read = f
                 .try_clone()
                 .map_err(|e| StorageError::io("opening", &path, e))?;
@@ -535,7 +542,7 @@ fn load(
             // Readers never read past the last intact record.
             (f, scan.valid_len.max(magic.len() as u64), scan.file_len)
         };
-        table.disk_bytes += disk;
+        table.disk_bytes += disk_bytes;
         table.next_id = table.next_id.max(first).max(max_id.map_or(0, |id| id + 1));
         last_id = last_id.max(max_id);
         table.segments.insert(

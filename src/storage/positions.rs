@@ -8,10 +8,10 @@
 //! is at least once) but never runs ahead of it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use super::StorageError;
+use super::disk::Disk;
 use super::segment::sync_dir;
 
 const FILE: &str = "POSITIONS";
@@ -41,6 +41,14 @@ pub fn load_positions(dir: &Path) -> BTreeMap<String, u64> {
 
 /// Replaces the checkpoint with `positions`.
 pub fn save_positions(dir: &Path, positions: &BTreeMap<String, u64>) -> Result<(), StorageError> {
+    write(&Disk::default(), dir, positions)
+}
+
+pub(crate) fn write(
+    disk: &Disk,
+    dir: &Path,
+    positions: &BTreeMap<String, u64>,
+) -> Result<(), StorageError> {
     let path = dir.join(FILE);
     let tmp = dir.join(format!("{FILE}.tmp"));
     let mut text = String::new();
@@ -48,11 +56,15 @@ pub fn save_positions(dir: &Path, positions: &BTreeMap<String, u64>) -> Result<(
         // A name is one line; a newline in it would split it.
         text.push_str(&format!("{id} {}\n", name.replace('\n', " ")));
     }
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+    disk.create(&tmp)
+        .and_then(|f| {
+            disk.write_at(&f, text.as_bytes(), 0)
+                .and_then(|()| disk.sync_all(&f))
+        })
         .map_err(|e| StorageError::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| StorageError::io("replacing", &path, e))?;
-    sync_dir(dir)
+    disk.rename(&tmp, &path)
+        .map_err(|e| StorageError::io("replacing", &path, e))?;
+    sync_dir(disk, dir)
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Segment files: naming, creation, and the scan that finds every intact
 //! record again on open, skipping damaged ones.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, Write};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::StorageError;
+use super::disk::Disk;
 use super::record::{self, Head, PREFIX, Prefix};
 
 /// The first bytes of every segment file: which log it belongs to and the
@@ -39,28 +40,26 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     Ok(out)
 }
 
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub(crate) fn sync_dir(disk: &Disk, dir: &Path) -> Result<(), StorageError> {
+    disk.sync_dir(dir)
         .map_err(|e| StorageError::io("syncing", dir, e))
 }
 
 /// Creates an empty segment durably (file and directory entry); returns
 /// it opened for reading and writing.
-pub fn create(dir: &Path, first_id: u64, magic: &Magic) -> Result<(PathBuf, File), StorageError> {
+pub(crate) fn create(
+    disk: &Disk,
+    dir: &Path,
+    first_id: u64,
+    magic: &Magic,
+) -> Result<(PathBuf, File), StorageError> {
     let path = dir.join(file_name(first_id));
     let err = |e| StorageError::io("creating", &path, e);
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
+    let f = disk.create(&path).map_err(err)?;
+    disk.write_at(&f, magic, 0)
+        .and_then(|()| disk.sync_all(&f))
         .map_err(err)?;
-    f.write_all(magic)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    sync_dir(dir)?;
+    sync_dir(disk, dir)?;
     Ok((path, f))
 }
 
@@ -265,9 +264,14 @@ fn all_zero(file: &File, from: u64, to: u64) -> std::io::Result<bool> {
 /// writing, with its new length. A torn tail (a write that was
 /// interrupted, so never acknowledged) is dropped; other damage at the end
 /// is first saved beside the segment as `<segment>.dat.damaged-<offset>`.
-pub fn repair_tail(path: &Path, scan: &Scan, magic: &Magic) -> Result<(File, u64), StorageError> {
+pub(crate) fn repair_tail(
+    disk: &Disk,
+    path: &Path,
+    scan: &Scan,
+    magic: &Magic,
+) -> Result<(File, u64), StorageError> {
     let err = |e| StorageError::io("repairing", path, e);
-    let f = OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
@@ -281,19 +285,19 @@ pub fn repair_tail(path: &Path, scan: &Scan, magic: &Magic) -> Result<(File, u64
             let mut tail = vec![0; (scan.file_len - keep) as usize];
             f.read_exact_at(&mut tail, keep).map_err(err)?;
             let aside = path.with_extension(format!("dat.damaged-{keep}"));
-            File::create(&aside)
-                .and_then(|mut a| a.write_all(&tail).and_then(|()| a.sync_all()))
+            disk.create(&aside)
+                .and_then(|a| disk.write_at(&a, &tail, 0).and_then(|()| disk.sync_all(&a)))
                 .map_err(|e| {
                     StorageError::io("saving the damaged part of a segment to", &aside, e)
                 })?;
             tracing::warn!(segment = %path.display(), reason, bytes = tail.len(), saved_to = %aside.display(), "log segment is damaged at its end; cut off the damaged part and saved it aside");
         }
-        f.set_len(keep).map_err(err)?;
+        disk.set_len(&f, keep).map_err(err)?;
     }
     if !scan.magic_ok {
-        f.write_all_at(magic, 0).map_err(err)?;
+        disk.write_at(&f, magic, 0).map_err(err)?;
     }
-    f.sync_all().map_err(err)?;
+    disk.sync_all(&f).map_err(err)?;
     Ok((f, keep.max(magic.len() as u64)))
 }
 

@@ -9,12 +9,12 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
+use super::disk::Disk;
 use super::record::{self, PREFIX, Prefix};
 use super::segment::{self, Magic};
 use super::table::{SegmentInfo, SharedTable, lock};
@@ -46,6 +46,7 @@ pub(crate) struct Config {
     pub tick: Duration,
     pub clock: super::Clock,
     pub fsync_observer: Option<super::FsyncObserver>,
+    pub disk: Disk,
 }
 
 /// The part of the writer an owner's hooks may act on.
@@ -70,8 +71,6 @@ pub(crate) struct Core {
     requested: bool,
     /// Written but not yet synced (only under `SyncPolicy::Every`).
     dirty_since: Option<Instant>,
-    #[cfg(test)]
-    pub fail_next_sync: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Control<'_> {
@@ -153,10 +152,10 @@ impl Control<'_> {
         table.disk_bytes -= seg.size;
         drop(table);
         // Unlinking needs no free space, so a full disk can still be emptied.
-        if let Err(e) = std::fs::remove_file(&seg.path) {
+        if let Err(e) = self.w.cfg.disk.remove(&seg.path) {
             tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment");
         }
-        if let Err(e) = segment::sync_dir(&self.w.cfg.dir) {
+        if let Err(e) = segment::sync_dir(&self.w.cfg.disk, &self.w.cfg.dir) {
             tracing::warn!(error = %e, "could not sync the log directory after a delete");
         }
         Some(info)
@@ -180,8 +179,6 @@ impl Core {
             failing: false,
             requested: false,
             dirty_since: None,
-            #[cfg(test)]
-            fail_next_sync: Default::default(),
         }
     }
 
@@ -344,16 +341,9 @@ impl Core {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        #[cfg(test)]
-        if self
-            .fail_next_sync
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-        {
-            return Err(std::io::Error::other("injected fsync failure"));
-        }
         let started = Instant::now();
         let r = match &self.active {
-            Some(file) => file.sync_data(),
+            Some(file) => self.cfg.disk.sync_data(file),
             None => Err(std::io::Error::other(
                 "the segment was sealed after a failure",
             )),
@@ -395,11 +385,11 @@ impl Core {
             staged.clear();
             return Err(StorageError::Write("no segment to write to".into()));
         };
-        if let Err(e) = file.write_all_at(buf, at) {
+        if let Err(e) = self.cfg.disk.write_at(file, buf, at) {
             buf.clear();
             staged.clear();
             // Cut off a partial write so the segment stays parseable.
-            let reason = match file.set_len(at) {
+            let reason = match self.cfg.disk.set_len(file, at) {
                 Ok(()) => format!("write: {e}"),
                 Err(e2) => format!("write: {e}; then truncating: {e2}"),
             };
@@ -484,7 +474,8 @@ impl Core {
                 .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
         }
         let next_id = lock(&self.table).next_id;
-        let (path, file) = segment::create(&self.cfg.dir, next_id, &self.cfg.magic)?;
+        let (path, file) =
+            segment::create(&self.cfg.disk, &self.cfg.dir, next_id, &self.cfg.magic)?;
         let size = self.cfg.magic.len() as u64;
         let seg = super::new_segment(path, &file, size)?;
         {

@@ -49,7 +49,7 @@ async fn a_failed_fsync_fails_its_batch_shows_in_health_and_writing_resumes_in_a
         panic!("expected unhealthy, got {:?}", health.state())
     };
     assert!(
-        reason.contains("writes to the archive are failing (fsync: injected"),
+        reason.contains("writes to the archive are failing (fsync: "),
         "{reason}"
     );
 
