@@ -47,6 +47,8 @@
 //! them (a torn write) are cut off the active segment.
 
 mod disk;
+#[cfg(test)]
+mod fault_tests;
 mod positions;
 mod reader;
 mod record;

@@ -6,9 +6,9 @@ use super::record::encode;
 use super::segment::file_name;
 use super::*;
 
-const MAGIC: Magic = *b"TESTLOG\x01";
+pub(super) const MAGIC: Magic = *b"TESTLOG\x01";
 
-fn write_segment(dir: &Path, first_id: u64, ids: &[u64]) {
+pub(super) fn write_segment(dir: &Path, first_id: u64, ids: &[u64]) {
     let mut bytes = MAGIC.to_vec();
     for &id in ids {
         encode(id, 1_700_000_000_000_000_000, b"meta", b"body", &mut bytes).unwrap();
@@ -16,7 +16,7 @@ fn write_segment(dir: &Path, first_id: u64, ids: &[u64]) {
     std::fs::write(dir.join(file_name(first_id)), bytes).unwrap();
 }
 
-struct Inert;
+pub(super) struct Inert;
 
 impl Owner for Inert {
     fn written(&mut self, _: &[Written<'_>]) {}
@@ -24,7 +24,7 @@ impl Owner for Inert {
     fn health(&mut self, _: Option<&str>) {}
 }
 
-fn open(dir: &Path) -> (Log, Vec<u64>, Recovery) {
+pub(super) fn open(dir: &Path) -> (Log, Vec<u64>, Recovery) {
     let mut ids = Vec::new();
     let (log, recovery) = Log::open(
         dir,

@@ -400,7 +400,15 @@ impl Core {
                 if let Err(e) = self.sync() {
                     buf.clear();
                     staged.clear();
-                    return Err(self.disk_failed(owner, format!("fsync: {e}")));
+                    // The batch fails, so its records must not come back
+                    // after a restart as if they had been written: cut them
+                    // off (a power failure may still bring them back; the
+                    // log then delivers them, at least once).
+                    let reason = match self.active.as_ref().map(|f| self.cfg.disk.set_len(f, at)) {
+                        Some(Err(e2)) => format!("fsync: {e}; then truncating: {e2}"),
+                        _ => format!("fsync: {e}"),
+                    };
+                    return Err(self.disk_failed(owner, reason));
                 }
             }
             SyncPolicy::Every(_) => {
