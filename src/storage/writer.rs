@@ -330,7 +330,9 @@ impl Core {
         if used > self.cfg.magic.len() as u64 && used + record_len > self.cfg.segment_size {
             let tail = buf.split_off(start);
             self.flush(owner, buf, staged, first_unwritten)?;
-            self.rotate()?;
+            if let Err(e) = self.rotate() {
+                return Err(self.disk_failed(owner, e.to_string()));
+            }
             *buf = tail;
             at = 0;
         }
@@ -475,7 +477,19 @@ impl Core {
     }
 
     /// Closes the active segment and starts a new one named by the next id.
+    /// When that fails the old segment is sealed all the same: a file named
+    /// by the next id may exist now, and records written into the old
+    /// segment under ids at or above that name would be looked for in the
+    /// wrong segment after a restart (readers find an id by segment names).
     fn rotate(&mut self) -> Result<(), StorageError> {
+        let started = self.start_segment();
+        if started.is_err() {
+            self.active = None;
+        }
+        started
+    }
+
+    fn start_segment(&mut self) -> Result<(), StorageError> {
         if self.dirty_since.take().is_some() && self.active.is_some() {
             // The old segment is synced whole before the next one starts.
             self.sync()
