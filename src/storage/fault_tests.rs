@@ -21,6 +21,18 @@ fn open_with(dir: &Path, segment_size: u64, faults: &Arc<Faults>, owner: Box<dyn
     Log::open(dir, options, |_| {}, owner).unwrap().0
 }
 
+/// Deletes every segment it may while writes fail (as the write queue
+/// does once everything was delivered).
+struct Delete;
+
+impl Owner for Delete {
+    fn written(&mut self, _: &[Written<'_>]) {}
+    fn maintain(&mut self, log: &mut Control<'_>) {
+        while log.failing() && log.drop_oldest().is_some() {}
+    }
+    fn health(&mut self, _: Option<&str>) {}
+}
+
 /// A batch whose fsync failed was answered with an error but stayed in the
 /// segment file, so after a restart it was read back and delivered as if
 /// it had been written.
@@ -70,4 +82,30 @@ async fn a_failed_rotation_seals_the_segment_so_ids_stay_in_the_segment_their_na
         panic!("record 2 is not found from its id")
     };
     assert_eq!(record.head().id, 2);
+}
+
+/// Deleting the last segment (sealed after a failed fsync) left no file
+/// named by the next id, so after a restart ids began again at 1, below
+/// the checkpointed positions, and the queue skipped the new records as
+/// already delivered.
+#[tokio::test]
+async fn ids_go_on_after_a_restart_when_every_segment_was_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let log = open_with(dir.path(), 1 << 20, &faults, Box::new(Delete));
+    assert_eq!(
+        log.append(vec![entry(b"a"), entry(b"b")]).await.unwrap(),
+        1..3
+    );
+    log.fail_next_sync();
+    log.append(vec![entry(b"c")]).await.unwrap_err();
+    assert!(log.segments().is_empty(), "{:?}", log.segments());
+    drop(log);
+    let kept = dir.path().join(file_name(4));
+    assert_eq!(list_segments(dir.path()).unwrap(), [(4, kept)]);
+
+    let (log, ids, recovery) = open(dir.path());
+    assert!(ids.is_empty());
+    assert_eq!(recovery.corrupt, 0);
+    assert_eq!(log.append(vec![entry(b"d")]).await.unwrap(), 4..5);
 }

@@ -131,7 +131,8 @@ impl Control<'_> {
 
     /// Deletes the oldest segment (closing the active one first when it is
     /// the oldest and holds records). `None` when only an empty active
-    /// segment is left, or a new segment could not be started.
+    /// segment is left, a new segment could not be started, or the file
+    /// could not be deleted.
     pub fn drop_oldest(&mut self) -> Option<SegmentInfo> {
         let oldest = *lock(&self.w.table).infos().first()?;
         // A segment sealed after a failed write is never written again, so
@@ -148,13 +149,36 @@ impl Control<'_> {
         }
         let mut table = lock(&self.w.table);
         let info = *table.infos().first()?;
-        let (_, seg) = table.segments.pop_first()?;
+        if info.active {
+            // The last segment, sealed: with no file left named by the next
+            // id, ids would start again at 1 after a restart, below the
+            // owner's checkpointed positions (the queue would take the new
+            // records for delivered ones). An empty file keeps the name; it
+            // needs no data block, so a full disk allows it. The next batch
+            // starts its segment there.
+            // (A segment named by the next id holds no record: it stays.)
+            if info.first_id == table.next_id {
+                return None;
+            }
+            let keep = self.w.cfg.dir.join(segment::file_name(table.next_id));
+            if let Err(e) = self.w.cfg.disk.create(&keep) {
+                tracing::warn!(segment = %keep.display(), error = %e, "could not keep the next id on disk; the last segment stays");
+                return None;
+            }
+        }
+        let (first, seg) = table.segments.pop_first()?;
+        // Unlinking needs no free space, so a full disk can still be emptied.
+        match self.w.cfg.disk.remove(&seg.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment; it stays");
+                table.segments.insert(first, seg);
+                return None;
+            }
+        }
         table.disk_bytes -= seg.size;
         drop(table);
-        // Unlinking needs no free space, so a full disk can still be emptied.
-        if let Err(e) = self.w.cfg.disk.remove(&seg.path) {
-            tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment");
-        }
         if let Err(e) = segment::sync_dir(&self.w.cfg.disk, &self.w.cfg.dir) {
             tracing::warn!(error = %e, "could not sync the log directory after a delete");
         }
