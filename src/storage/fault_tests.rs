@@ -2,6 +2,7 @@
 //! what the model test (`model_tests`) found.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::disk::{Disk, Fault, Faults, Op};
 use super::recovery_tests::{Inert, MAGIC, open};
@@ -21,14 +22,22 @@ fn open_with(dir: &Path, segment_size: u64, faults: &Arc<Faults>, owner: Box<dyn
     Log::open(dir, options, |_| {}, owner).unwrap().0
 }
 
-/// Deletes every segment it may while writes fail (as the write queue
-/// does once everything was delivered).
-struct Delete;
+/// Deletes every segment it may while `now` is set, or while writes fail
+/// (as the write queue does once everything was delivered).
+struct Delete {
+    now: Arc<AtomicBool>,
+}
 
 impl Owner for Delete {
     fn written(&mut self, _: &[Written<'_>]) {}
     fn maintain(&mut self, log: &mut Control<'_>) {
-        while log.failing() && log.drop_oldest().is_some() {}
+        while (self.now.load(Ordering::Relaxed) || log.failing())
+            && log
+                .segments()
+                .first()
+                .is_some_and(|s| !s.active || log.failing())
+            && log.drop_oldest().is_some()
+        {}
     }
     fn health(&mut self, _: Option<&str>) {}
 }
@@ -92,7 +101,10 @@ async fn a_failed_rotation_seals_the_segment_so_ids_stay_in_the_segment_their_na
 async fn ids_go_on_after_a_restart_when_every_segment_was_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
-    let log = open_with(dir.path(), 1 << 20, &faults, Box::new(Delete));
+    let owner = Delete {
+        now: Arc::default(),
+    };
+    let log = open_with(dir.path(), 1 << 20, &faults, Box::new(owner));
     assert_eq!(
         log.append(vec![entry(b"a"), entry(b"b")]).await.unwrap(),
         1..3
@@ -108,4 +120,34 @@ async fn ids_go_on_after_a_restart_when_every_segment_was_deleted() {
     assert!(ids.is_empty());
     assert_eq!(recovery.corrupt, 0);
     assert_eq!(log.append(vec![entry(b"d")]).await.unwrap(), 4..5);
+}
+
+/// A segment deleted between finding the cursor's segment and reading
+/// from it made `read_next` fail instead of moving on to the next segment.
+#[tokio::test]
+async fn a_segment_deleted_under_a_reader_is_stepped_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let now = Arc::new(AtomicBool::new(false));
+    let owner = Delete {
+        now: Arc::clone(&now),
+    };
+    let log = open_with(dir.path(), 40, &faults, Box::new(owner));
+    log.append(vec![entry(&[1; 20])]).await.unwrap();
+    log.append(vec![entry(&[2; 20])]).await.unwrap();
+    let cursor = log.seek(1).unwrap();
+    assert_eq!(cursor.segment, 1);
+    now.store(true, Ordering::Relaxed);
+    log.maintain().await;
+    assert_eq!(log.segments().first().unwrap().first_id, 2);
+    assert!(
+        log.read_here(&cursor, record::PREFIX as u64)
+            .unwrap()
+            .is_none()
+    );
+    let mut cursor = cursor;
+    let Ok(Next::Record(record)) = log.read_next(&mut cursor) else {
+        panic!("the reader did not move on")
+    };
+    assert_eq!(record.head().id, 2);
 }

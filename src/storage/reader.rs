@@ -69,7 +69,9 @@ impl Log {
                 }
                 continue;
             }
-            let p = self.read_at(cursor.segment, cursor.offset, PREFIX as u64)?;
+            let Some(p) = self.read_here(cursor, PREFIX as u64)? else {
+                continue;
+            };
             let Ok(prefix) = Prefix::parse(p.as_slice().try_into().expect("12 bytes")) else {
                 if !self.next_segment(cursor) {
                     return Ok(None);
@@ -105,7 +107,9 @@ impl Log {
                 }
                 continue;
             }
-            let p = self.read_at(cursor.segment, cursor.offset, PREFIX as u64)?;
+            let Some(p) = self.read_here(cursor, PREFIX as u64)? else {
+                continue;
+            };
             let prefix = match Prefix::parse(p.as_slice().try_into().expect("12 bytes")) {
                 Ok(prefix) if cursor.offset + prefix.record_len() <= size => prefix,
                 Ok(_) | Err(_) => {
@@ -120,7 +124,9 @@ impl Log {
                     return Ok(Next::Corrupt(why));
                 }
             };
-            let buf = self.read_at(cursor.segment, cursor.offset, prefix.record_len())?;
+            let Some(buf) = self.read_here(cursor, prefix.record_len())? else {
+                continue;
+            };
             cursor.offset += prefix.record_len();
             return match record::verify(&buf) {
                 Ok(_) if record::decode_head(&buf[PREFIX..prefix.body_start()]).is_ok() => {
@@ -132,6 +138,20 @@ impl Log {
                 Ok(_) => Ok(Next::Corrupt("undecodable record header".into())),
                 Err(e) => Ok(Next::Corrupt(e.to_string())),
             };
+        }
+    }
+
+    /// `len` bytes at the cursor; `None` when its segment was deleted since
+    /// it was located (the next [`Log::locate`] moves the cursor on).
+    pub(super) fn read_here(
+        &self,
+        cursor: &Cursor,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.read_at(cursor.segment, cursor.offset, len) {
+            Ok(buf) => Ok(Some(buf)),
+            Err(_) if !lock(&self.table).segments.contains_key(&cursor.segment) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
