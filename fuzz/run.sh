@@ -18,8 +18,18 @@ cd "$(dirname "$0")"
 seconds=${1:-900}
 shift || true
 all_targets=(config labelset query rpc_framing push_decode gzip segment_log archive_meta)
-targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
+# `storage_model` is not a cargo-fuzz target: the segment log's model-based
+# property test (src/storage/model_tests.rs), run with 50 random cases per
+# second of SECONDS after the fuzz targets.
+targets=()
+run_model=0
+for name in "$@"; do
+  if [ "$name" = storage_model ]; then run_model=1; else targets+=("$name"); fi
+done
+if [ $# -eq 0 ]; then
+  targets=("${all_targets[@]}")
+  run_model=1
+fi
 sanitizer=${FUZZ_SANITIZER:-none}
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -58,6 +68,17 @@ for target in "${targets[@]}"; do
     failed+=("$target")
   fi
 done
+
+if [ "$run_model" = 1 ]; then
+  cases=$((seconds * 50))
+  echo "== storage_model: $cases cases of the segment log's model test"
+  if ! (cd .. && PROPTEST_CASES=$cases cargo test --quiet --lib storage::model_tests \
+        >fuzz/logs/storage_model.log 2>&1); then
+    echo "   FAILED; see fuzz/logs/storage_model.log (the shrunk case is in it)" >&2
+    grep -m1 -A40 'minimal failing input' logs/storage_model.log >&2 || tail -40 logs/storage_model.log >&2
+    failed+=(storage_model)
+  fi
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz targets with findings: ${failed[*]}" >&2

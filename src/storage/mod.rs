@@ -49,6 +49,8 @@
 mod disk;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod model_tests;
 mod positions;
 mod reader;
 mod record;
