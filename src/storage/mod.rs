@@ -46,6 +46,8 @@
 //! at the next intact record; bytes at the end with no intact record after
 //! them (a torn write) are cut off the active segment.
 
+#[cfg(test)]
+mod damage_tests;
 mod disk;
 #[cfg(test)]
 mod fault_tests;
@@ -507,7 +509,7 @@ fn load(
         let mut seg_count = 0;
         let (mut min_arrival, mut max_arrival) = (i64::MAX, i64::MIN);
         let mut max_id = None;
-        let scan = segment::scan(&path, magic, last, last_id, |r| {
+        let scan = segment::scan(&path, magic, last, first, last_id, |r| {
             seg_count += 1;
             min_arrival = min_arrival.min(r.head.arrival_nanos);
             max_arrival = max_arrival.max(r.head.arrival_nanos);

@@ -111,7 +111,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// With `verify`, every record's checksum is checked (a segment a crash
 /// may have torn); without, only prefixes and headers are read (sealed
 /// segments, synced whole before the next one started; readers still
-/// check each record they read). A record that fails is skipped: when its
+/// check each record they read), except for a record whose id is not the
+/// one expected: the segment's `first_id`, then each one above the last. A record that fails is skipped: when its
 /// length is plausible the scan first looks for the next intact record
 /// right after it, otherwise byte by byte, so damage costs only the
 /// records it touches. Ids must increase, starting above `after` (the
@@ -122,6 +123,7 @@ pub fn scan(
     path: &Path,
     magic: &Magic,
     verify: bool,
+    first_id: u64,
     after: Option<u64>,
     mut each: impl FnMut(Scanned<'_>),
 ) -> Result<Scan, StorageError> {
@@ -142,6 +144,9 @@ pub fn scan(
     let mut pos = magic.len() as u64;
     scan.valid_len = pos;
     let mut last_id = after;
+    // The id before the next one expected in this segment: a segment's
+    // first record has the id the segment is named by.
+    let mut last_here = first_id.checked_sub(1);
     let mut buf = Vec::new();
     loop {
         let mut p = [0u8; PREFIX];
@@ -164,8 +169,21 @@ pub fn scan(
                 buf.resize(PREFIX + prefix.header_len as usize, 0);
                 buf[..PREFIX].copy_from_slice(&p);
                 r.read_exact(&mut buf[PREFIX..]).map_err(io_err)?;
-                r.seek_relative(prefix.body_len() as i64).map_err(io_err)?;
-                Some(prefix)
+                // With only headers read, a damaged id would be trusted
+                // (and every record after it refused as out of order): a
+                // record whose id does not follow the one before it in the
+                // segment is checked whole.
+                let follows = record::decode_head(&buf[PREFIX..])
+                    .is_ok_and(|h| last_here.and_then(|l| l.checked_add(1)) == Some(h.id));
+                if follows {
+                    r.seek_relative(prefix.body_len() as i64).map_err(io_err)?;
+                    Some(prefix)
+                } else {
+                    buf.resize(prefix.record_len() as usize, 0);
+                    let body = PREFIX + prefix.header_len as usize;
+                    r.read_exact(&mut buf[body..]).map_err(io_err)?;
+                    record::verify(&buf).ok().map(|_| prefix)
+                }
             }
             None => None,
         };
@@ -175,6 +193,7 @@ pub fn scan(
         });
         if let Some((prefix, head)) = head {
             last_id = Some(head.id);
+            last_here = Some(head.id);
             each(Scanned {
                 offset: pos,
                 prefix,

@@ -114,7 +114,7 @@ impl Control<'_> {
         else {
             return;
         };
-        let scanned = segment::scan(&path, &self.w.cfg.magic, false, None, |r| {
+        let scanned = segment::scan(&path, &self.w.cfg.magic, false, first, None, |r| {
             each(Written {
                 id: r.head.id,
                 arrival_nanos: r.head.arrival_nanos,
