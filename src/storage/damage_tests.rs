@@ -354,3 +354,23 @@ async fn positions_ahead_of_behind_and_beside_the_data() {
     let (log, _, _) = open(dir.path());
     assert_eq!(read_all(&log, at), ALL[3..]);
 }
+
+#[test]
+fn a_damaged_positions_file_keeps_the_lines_it_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("POSITIONS");
+    std::fs::write(
+        &file,
+        b"\xff\xfe\x00 binary\n7 reader\n12\nx other\n3 r\xc3",
+    )
+    .unwrap();
+    let loaded = load_positions(dir.path());
+    assert_eq!(loaded.get("reader"), Some(&7));
+    assert_eq!(loaded.len(), 2, "{loaded:?}");
+    // Cut short: the last line's name is cut too, so that reader starts
+    // from the oldest record (at least once, nothing lost).
+    std::fs::write(&file, b"7 reader\n9 rea").unwrap();
+    let loaded = load_positions(dir.path());
+    assert_eq!(loaded.get("reader"), Some(&7));
+    assert_eq!(loaded.get("rea"), Some(&9));
+}

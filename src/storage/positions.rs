@@ -21,9 +21,11 @@ const FILE: &str = "POSITIONS";
 /// from the oldest record).
 pub fn load_positions(dir: &Path) -> BTreeMap<String, u64> {
     let path = dir.join(FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(bytes) = std::fs::read(&path) else {
         return BTreeMap::new();
     };
+    // Damage to one line (bytes that are not UTF-8) loses only that line.
+    let text = String::from_utf8_lossy(&bytes);
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         match line
