@@ -20,8 +20,9 @@ use http_body_util::{BodyExt, StreamBody};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::matcher::Matcher;
 use super::{UiBody, json_error, query_param};
@@ -71,6 +72,7 @@ pub(super) async fn stream(runtime: &Runtime, query: &str) -> Response<UiBody> {
         reported_dropped: 0,
         quiet_for: Duration::ZERO,
         started: false,
+        clock: TimeText::default(),
     };
     let body = StreamBody::new(stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await;
@@ -93,6 +95,7 @@ struct Stream {
     reported_dropped: u64,
     quiet_for: Duration,
     started: bool,
+    clock: TimeText,
 }
 
 impl Stream {
@@ -109,7 +112,9 @@ impl Stream {
                 .is_ok()
             {
                 self.watcher.gather(GATHER).await;
-                for event in self.watcher.take() {
+                let events = self.watcher.take();
+                out.reserve(events.len() * 512);
+                for event in events {
                     self.write_event(&mut out, &event);
                 }
             }
@@ -132,10 +137,10 @@ impl Stream {
         }
     }
 
-    fn write_event(&self, out: &mut Vec<u8>, event: &TapEvent) {
+    fn write_event(&mut self, out: &mut Vec<u8>, event: &TapEvent) {
         let archived: Vec<ArchivedId> = event.archived().collect();
         let shares_ids = archived.len() == event.profiles.len();
-        let time = crate::archive::format_rfc3339(event.time, true);
+        let time = self.clock.format(event.time);
         for (i, (labels, size)) in event.profiles.iter().enumerate() {
             if let Some(matcher) = &self.matcher
                 && !matcher.matches_by(|name| labels.get(name))
@@ -147,7 +152,7 @@ impl Stream {
                 false => &archived[..],
             };
             let json = ProfileEvent {
-                time: &time,
+                time,
                 component: &event.component_id,
                 protocol: event.protocol,
                 labels: LabelsJson(labels),
@@ -241,4 +246,61 @@ fn profile_type<'a>(protocol: &str, labels: &'a CapturedLabels) -> &'a str {
         };
     }
     if name.is_empty() { "unknown" } else { name }
+}
+
+/// RFC 3339 times with nanoseconds, as `archive::format_rfc3339` writes
+/// them, with the date and time of day kept from one second to the next:
+/// a busy stream formats the calendar once a second, not once an event.
+#[derive(Default)]
+struct TimeText {
+    second: Option<u64>,
+    /// `2025-01-02T03:04:05` for `second`.
+    prefix: String,
+    text: String,
+}
+
+impl TimeText {
+    fn format(&mut self, time: SystemTime) -> &str {
+        let Ok(since_epoch) = time.duration_since(UNIX_EPOCH) else {
+            self.second = None;
+            self.text = crate::archive::format_rfc3339(time, true);
+            return &self.text;
+        };
+        let second = since_epoch.as_secs();
+        if self.second != Some(second) {
+            let whole = UNIX_EPOCH + Duration::from_secs(second);
+            let text = crate::archive::format_rfc3339(whole, false);
+            self.prefix = text.trim_end_matches('Z').to_owned();
+            self.second = Some(second);
+        }
+        self.text.clear();
+        let nanos = since_epoch.subsec_nanos();
+        let _ = write!(self.text, "{}.{nanos:09}Z", self.prefix);
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_the_archive_writes_them() {
+        let mut clock = TimeText::default();
+        for nanos in [
+            1_700_000_000_123_456_789u64,
+            1_700_000_000_999_999_999,
+            1_700_000_001_000_000_001,
+            1_700_000_001_500_000_000,
+            0,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_nanos(nanos);
+            assert_eq!(clock.format(t), crate::archive::format_rfc3339(t, true));
+        }
+        let before_epoch = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(
+            clock.format(before_epoch),
+            crate::archive::format_rfc3339(before_epoch, true)
+        );
+    }
 }
