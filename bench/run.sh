@@ -7,7 +7,8 @@
 #   WRITE_DOC=0 bash bench/run.sh     # print the table only
 #
 # Needs root for apt-get and for nginx; installs nginx, wrk, nghttp2-client
-# (h2load) when missing. Everything it starts is stopped on exit.
+# (h2load) when missing, and oha (open-loop load) with `cargo install`.
+# Everything it starts is stopped on exit.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -33,6 +34,13 @@ command -v h2load >/dev/null || missing+=(nghttp2-client)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# oha: an open-loop load generator (a fixed request rate, latency measured
+# from when each request was due), for the latency at 50% load.
+OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+if [[ ! -x $OHA ]]; then
+  log "installing oha (cargo install oha --locked)"
+  cargo install oha --locked -q >&2 || log "oha could not be installed: the open-loop latency is not measured"
 fi
 # 65536 open files when allowed; in a container without CAP_SYS_RESOURCE the
 # hard limit is the ceiling.
@@ -244,6 +252,36 @@ run_h2load() {
   log "$w $tgt: $rps req/s, ${ok:-0} 2xx"
 }
 
+# run_oha WORKLOAD TARGET RATE: /ingest 10 KB at a fixed RATE (open loop,
+# latency corrected), 64 connections; records rps, p50_ms, p99_ms, errors.
+run_oha() {
+  local w=$1 tgt=$2 rate=$3 out
+  [[ -x $OHA ]] || return 0
+  out=$(timeout $((DURATION + 30)) "$OHA" --no-tui --output-format json -z "${DURATION}s" -c 64 -q "$rate" \
+    --latency-correction -m POST -T binary/octet-stream -D "$T/ingest10k.txt" \
+    "http://127.0.0.1:$(port_of "$tgt")$INGEST_Q" 2>&1) || true
+  printf '%s' "$out" >"$T/oha.json"
+  python3 - "$w" "$tgt" "$RES" "$T/oha.json" >&2 <<'PY' || log "oha failed: ${out:0:300}"
+import json, sys
+w, tgt, res, path = sys.argv[1:5]
+r = json.load(open(path))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+errors = sum(r.get("errorDistribution", {}).values()) + sum(n for c, n in codes.items() if not c.startswith("2"))
+rows = {"rps": s["requestsPerSec"], "p50_ms": p["p50"] * 1000, "p99_ms": p["p99"] * 1000, "errors": errors}
+with open(res, "a") as f:
+    for k, v in rows.items():
+        f.write(f"{w}\t{tgt}\t{k}\t{v}\n")
+print(f"{w} {tgt}: " + " ".join(f"{k}={v:.3f}" for k, v in rows.items()))
+PY
+}
+
+# pin TARGET CPULIST: every thread of the proxy's processes on those cores.
+pin() {
+  local p
+  for p in $(pids_of "$1"); do taskset -a -p -c "$2" "$p" >/dev/null; done
+}
+
 # Alternates the order of relay and nginx from round to round.
 pair() { if (($1 % 2)); then echo "relay nginx"; else echo "nginx relay"; fi; }
 
@@ -276,15 +314,39 @@ for r in $(seq 1 "$ROUNDS"); do
   for tgt in $(pair "$r"); do run_wrk ingest "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"; done
 done
 
-# --- 2: the same at 50% of nginx's max rate --------------------------------
+# --- 1b: scaling with cores: the proxy pinned to 1, then 2 cores ----------
+ALL_CORES=0-$((CORES - 1))
+for r in $(seq 1 "$ROUNDS"); do
+  for cores in 0 0,1; do
+    n=$(tr ',' '\n' <<<"$cores" | wc -l)
+    ((n <= CORES)) || continue
+    for tgt in $(pair "$r"); do
+      pin "$tgt" "$cores"
+      run_wrk "cores$n" "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"
+      pin "$tgt" "$ALL_CORES"
+    done
+  done
+done
+
+# --- 1c: scaling with connections: 1,024 and 16,384 (64 is workload 1) -----
+for r in $(seq 1 "$ROUNDS"); do
+  for c in 1024 16384; do
+    ((c <= NOFILE - 1000)) || { log "open-file limit $NOFILE: no run with $c connections"; continue; }
+    for tgt in $(pair "$r"); do run_wrk "conns$c" "$tgt" "$c" "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q"; done
+  done
+done
+
+# --- 2: open-loop latency at 50% of nginx's max rate (oha) ------------------
+# oha sends at a fixed rate whatever the answers do, and counts each
+# request's latency from when it was due (--latency-correction), so
+# queueing shows; wrk's closed loop (the Lua delay this replaced) hid it.
 NGX_RPS=$(awk -F'\t' '$1=="ingest" && $2=="nginx" && $3=="rps" {print $4}' "$RES" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
 RATE=$(awk -v r="$NGX_RPS" 'BEGIN{printf "%d", r/2}')
-DELAY=$(awk -v r="$RATE" 'BEGIN{d=int(64000/r); if (d<1) d=1; print d}')
-record rate all target_rps "$RATE"; record rate all delay_ms "$DELAY"
-log "fixed rate: target $RATE req/s = 64 connections each waiting ${DELAY} ms between requests"
+record rate all target_rps "$RATE"
+log "open loop: $RATE req/s (oha -q) over 64 connections"
 for r in $(seq 1 "$ROUNDS"); do
-  run_wrk rate sink 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q" "$DELAY"
-  for tgt in $(pair "$r"); do run_wrk rate "$tgt" 64 "$T/ingest10k.txt" binary/octet-stream "$INGEST_Q" "$DELAY"; done
+  run_oha rate sink "$RATE"
+  for tgt in $(pair "$r"); do run_oha rate "$tgt" "$RATE"; done
 done
 
 # --- 3: push, Connect (HTTP/1.1, wrk) and gRPC (h2c, h2load) ---------------

@@ -207,7 +207,7 @@ fn components_have_alloys_shape_and_hide_secrets() {
             .url("/api/v0/web/components/pyroscope.write.backend"),
     );
     assert_eq!(status, 200);
-    let endpoint = &write["arguments"][0];
+    let endpoint = statement(&write["arguments"], "endpoint");
     assert_eq!(
         (&endpoint["name"], &endpoint["type"]),
         (&"endpoint".into(), &"block".into())
@@ -232,6 +232,70 @@ fn components_have_alloys_shape_and_hide_secrets() {
 
     let (status, missing) = json(&s.relay.url("/api/v0/web/components/pyroscope.write.nope"));
     assert_eq!(status, 404, "{missing}");
+}
+
+/// The statement `name` of an Alloy-shaped body (`arguments`).
+fn statement<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    body.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name:?} in {body}"))
+}
+
+#[test]
+fn arguments_as_evaluated_include_the_defaults() {
+    let s = setup();
+    let component = |id: &str| json(&s.relay.url(&format!("/api/v0/web/components/{id}"))).1;
+
+    let receive = component("pyroscope.receive_http.default");
+    let args = &receive["arguments"];
+    let http = &statement(args, "http")["body"];
+    assert_eq!(
+        statement(http, "listen_address")["value"],
+        serde_json::json!({"type": "string", "value": "127.0.0.1"}),
+        "as written"
+    );
+    assert_eq!(
+        statement(http, "conn_limit")["value"],
+        serde_json::json!({"type": "number", "value": 16384.0}),
+        "Alloy's default"
+    );
+    assert_eq!(
+        statement(http, "server_read_timeout")["value"],
+        serde_json::json!({"type": "string", "value": "30s"})
+    );
+    let http2 = &statement(http, "http2")["body"];
+    assert_eq!(statement(http2, "enabled")["value"]["value"], false);
+    assert_eq!(
+        statement(args, "graceful_shutdown_timeout")["value"]["type"],
+        "string"
+    );
+
+    let relabel = component("pyroscope.relabel.tag");
+    let args = &relabel["arguments"];
+    assert_eq!(statement(args, "max_cache_size")["value"]["value"], 10000.0);
+    let rule = &statement(args, "rule")["body"];
+    assert_eq!(statement(rule, "action")["value"]["value"], "drop");
+    assert_eq!(statement(rule, "separator")["value"]["value"], ";");
+
+    let write = component("pyroscope.write.backend");
+    let endpoint = &statement(&write["arguments"], "endpoint")["body"];
+    assert_eq!(
+        statement(endpoint, "remote_timeout")["value"]["type"],
+        "string"
+    );
+    assert_eq!(
+        statement(endpoint, "bearer_token")["value"],
+        serde_json::json!({"type": "capsule", "value": "(secret)"})
+    );
+    // A secret left unset is still never shown as a value.
+    let tls = &statement(endpoint, "tls_config")["body"];
+    assert_eq!(
+        statement(tls, "insecure_skip_verify")["value"]["value"],
+        false
+    );
+    assert!(!write.to_string().contains("s3cr3t-token"));
 }
 
 #[test]

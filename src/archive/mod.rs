@@ -77,7 +77,7 @@ pub use metrics::{ComponentMetrics, Metrics};
 pub use store::{Clock, Limits, Stats, Store, StoreOptions};
 pub use time::{format_rfc3339, parse_duration, parse_rfc3339, parse_since};
 pub(crate) use view::find as find_record;
-pub use view::{Listed, parse_id, qualified_id};
+pub use view::{Listed, archive_label, parse_id, qualified_id};
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
@@ -150,7 +150,10 @@ impl Archive {
     ) -> Result<Archive, ArchiveError> {
         let dir = args.dir(&data_dir);
         let store = Arc::new(open(&dir, &args, &metrics, component_id, &health)?);
-        receiver.install(ArchiveAppender(Arc::clone(&store), component_id.into()));
+        receiver.install(ArchiveAppender(
+            Arc::clone(&store),
+            archive_label(component_id).into(),
+        ));
         Ok(Archive {
             component_id: component_id.to_owned(),
             data_dir,
@@ -177,9 +180,9 @@ impl Archive {
             // A store that failed is left behind with its directory.
             self.health.set_healthy();
             current.store.set_metrics(None);
-            let id = self.component_id.as_str().into();
+            let label = archive_label(&self.component_id).into();
             self.receiver
-                .install(ArchiveAppender(Arc::clone(&store), id));
+                .install(ArchiveAppender(Arc::clone(&store), label));
             tracing::info!(component_id = %self.component_id, path = %dir.display(), "archive moved");
             *current = Current { args, dir, store };
         } else if args != current.args {
@@ -281,7 +284,7 @@ pub fn records_of(profile: Profile) -> Vec<NewRecord> {
     }
 }
 
-/// The store and the component id (for the ids a live tap shows).
+/// The store and the archive's label (for the ids a live tap shows).
 struct ArchiveAppender(Arc<Store>, Arc<str>);
 
 impl Appender for ArchiveAppender {
@@ -290,8 +293,10 @@ impl Appender for ArchiveAppender {
             let records = records_of(profile);
             let stored = self.0.append(records).await;
             if let Ok(ids) = &stored {
-                let ids = ids.iter().map(|id| qualified_id(&self.1, *id));
-                tap::note(|| format!("stored as {}", ids.collect::<Vec<_>>().join(", ")));
+                tap::note(|| tap::Note::Stored {
+                    archive: self.1.clone(),
+                    ids: ids.iter().map(|id| id.0).collect(),
+                });
             }
             stored.map(drop).map_err(|e| {
                 let code = match e {

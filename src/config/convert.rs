@@ -17,6 +17,12 @@ pub trait FromValue: Sized {
     const SECRET: bool = false;
 
     fn from_value(value: &Value) -> Result<Self, String>;
+
+    /// The value as the configuration would write it, to show a default
+    /// that was not written; `None` when the type has no such form.
+    fn to_value(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// A sensitive string (password, token, private key). Its `Debug` and
@@ -61,6 +67,10 @@ impl FromValue for Value {
 }
 
 impl FromValue for String {
+    fn to_value(&self) -> Option<Value> {
+        Some(Value::String(self.clone()))
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::String(s) => Ok(s.clone()),
@@ -74,6 +84,10 @@ impl FromValue for String {
 }
 
 impl FromValue for bool {
+    fn to_value(&self) -> Option<Value> {
+        Some(Value::Bool(*self))
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::Bool(b) => Ok(*b),
@@ -113,6 +127,10 @@ pub(crate) fn parse_number(text: &str) -> Option<Number> {
 }
 
 impl FromValue for f64 {
+    fn to_value(&self) -> Option<Value> {
+        Some(Value::Number(Number::Float(*self)))
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         Number::from_value(value).map(Number::as_f64)
     }
@@ -131,6 +149,10 @@ fn whole_number(value: &Value) -> Result<i128, String> {
 macro_rules! integer_from_value {
     ($($int:ty),*) => {$(
         impl FromValue for $int {
+            fn to_value(&self) -> Option<Value> {
+                i64::try_from(*self).ok().map(|n| Value::Number(Number::Int(n)))
+            }
+
             fn from_value(value: &Value) -> Result<Self, String> {
                 let whole = whole_number(value)?;
                 <$int>::try_from(whole).map_err(|_| {
@@ -144,6 +166,10 @@ macro_rules! integer_from_value {
 integer_from_value!(i64, u16, u32, u64, usize);
 
 impl FromValue for Duration {
+    fn to_value(&self) -> Option<Value> {
+        Some(Value::String(format_go_duration(*self)))
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::String(s) => parse_duration(s),
@@ -156,6 +182,10 @@ impl FromValue for Duration {
 }
 
 impl FromValue for ByteSize {
+    fn to_value(&self) -> Option<Value> {
+        self.0.to_value()
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::String(s) => parse_byte_size(s),
@@ -190,6 +220,13 @@ impl FromValue for Capsule {
 impl<T: FromValue> FromValue for Option<T> {
     const SECRET: bool = T::SECRET;
 
+    fn to_value(&self) -> Option<Value> {
+        match self {
+            Some(value) => value.to_value(),
+            None => Some(Value::Null),
+        }
+    }
+
     fn from_value(value: &Value) -> Result<Self, String> {
         match value {
             Value::Null => Ok(None),
@@ -200,6 +237,13 @@ impl<T: FromValue> FromValue for Option<T> {
 
 impl<T: FromValue> FromValue for Vec<T> {
     const SECRET: bool = T::SECRET;
+
+    fn to_value(&self) -> Option<Value> {
+        self.iter()
+            .map(T::to_value)
+            .collect::<Option<_>>()
+            .map(Value::List)
+    }
 
     fn from_value(value: &Value) -> Result<Self, String> {
         let Value::List(items) = value else {
@@ -215,6 +259,13 @@ impl<T: FromValue> FromValue for Vec<T> {
 
 impl<T: FromValue> FromValue for BTreeMap<String, T> {
     const SECRET: bool = T::SECRET;
+
+    fn to_value(&self) -> Option<Value> {
+        self.iter()
+            .map(|(k, v)| Some((k.clone(), v.to_value()?)))
+            .collect::<Option<_>>()
+            .map(Value::Object)
+    }
 
     fn from_value(value: &Value) -> Result<Self, String> {
         let Value::Object(fields) = value else {
@@ -347,3 +398,36 @@ pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
 #[cfg(test)]
 #[path = "convert_tests.rs"]
 mod tests;
+
+/// A duration as Go's `time.Duration.String` writes it (`30s`, `2m0s`,
+/// `1h0m0s`, `1.5s`, `500ms`), the form Alloy shows.
+pub fn format_go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let fraction = |whole: u128, frac: u128, digits: usize| {
+        let frac = format!("{frac:0digits$}");
+        let frac = frac.trim_end_matches('0');
+        match frac.is_empty() {
+            true => whole.to_string(),
+            false => format!("{whole}.{frac}"),
+        }
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", fraction(nanos / 1_000, nanos % 1_000, 3));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", fraction(nanos / 1_000_000, nanos % 1_000_000, 6));
+    }
+    let secs = nanos / 1_000_000_000;
+    let seconds = fraction(secs % 60, nanos % 1_000_000_000, 9);
+    match (secs / 3600, secs / 60 % 60) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}

@@ -174,3 +174,42 @@ fn containers_name_the_failing_element() {
     assert_eq!(Option::<bool>::from_value(&Value::Null), Ok(None));
     assert_eq!(Value::from_value(&list), Ok(list.clone()));
 }
+
+#[test]
+fn durations_are_shown_as_go_writes_them() {
+    let cases = [
+        (Duration::ZERO, "0s"),
+        (Duration::from_nanos(3), "3ns"),
+        (Duration::from_micros(1), "1µs"),
+        (Duration::from_millis(500), "500ms"),
+        (Duration::from_millis(1500), "1.5s"),
+        (secs(30), "30s"),
+        (secs(120), "2m0s"),
+        (secs(3600), "1h0m0s"),
+        (secs(9900), "2h45m0s"),
+    ];
+    for (duration, text) in cases {
+        assert_eq!(format_go_duration(duration), text);
+        assert_eq!(parse_duration(text), Ok(duration), "{text} reads back");
+    }
+}
+
+#[test]
+fn defaults_convert_back_to_values() {
+    assert_eq!(secs(30).to_value(), Some(Value::String("30s".into())));
+    assert_eq!(true.to_value(), Some(Value::Bool(true)));
+    assert_eq!(
+        vec!["a".to_owned()].to_value(),
+        Some(Value::List(vec![Value::String("a".into())]))
+    );
+    let n = 16384u64.to_value();
+    assert!(
+        matches!(n, Some(Value::Number(Number::Int(16384)))),
+        "{n:?}"
+    );
+    assert_eq!(
+        Secret::new("x").to_value(),
+        None,
+        "a secret has no shown form"
+    );
+}

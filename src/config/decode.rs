@@ -112,8 +112,46 @@ impl<'a> BlockDecoder<'a> {
     }
 
     /// An attribute with a default for when it is absent, `null` or invalid.
+    /// A default in use is shown among the evaluated arguments, as Alloy
+    /// shows every argument.
     pub fn attr<T: FromValue>(&mut self, name: &str, default: T) -> T {
-        self.optional(name).unwrap_or(default)
+        if let Some(value) = self.optional(name) {
+            return value;
+        }
+        let shown = match T::SECRET {
+            true => Some(None),
+            false => default.to_value().map(Some),
+        };
+        if let Some(value) = shown {
+            self.evaluated.push(Evaluated::Attribute {
+                name: name.to_owned(),
+                value,
+            });
+        }
+        default
+    }
+
+    /// A block that may be given at most once; when absent, `T` as an empty
+    /// block decodes (its defaults), shown among the evaluated arguments.
+    pub fn block_or_default<T: DecodeBlock>(&mut self, name: &str) -> T {
+        if let Some(block) = self.block(name) {
+            return block;
+        }
+        let empty = Body {
+            stmts: Vec::new(),
+            span: self.header_span,
+        };
+        // An empty block's complaints (a required attribute) are not the
+        // user's: only its defaults are wanted here.
+        let mut ignored = Vec::new();
+        let mut nested = BlockDecoder::new(&empty, self.header_span, self.scope, &mut ignored);
+        let decoded = T::decode(&mut nested);
+        let body = nested.finish();
+        self.evaluated.push(Evaluated::Block {
+            name: name.to_owned(),
+            body,
+        });
+        decoded
     }
 
     /// A block that may be given at most once.

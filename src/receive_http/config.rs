@@ -17,7 +17,7 @@ impl DecodeBlock for Arguments {
     fn decode(d: &mut BlockDecoder<'_>) -> Self {
         let defaults = Arguments::default();
         let forward_to: Vec<Receiver> = d.required("forward_to").unwrap_or_default();
-        let http = d.block::<HttpConfig>("http").unwrap_or_default();
+        let http = d.block_or_default::<HttpConfig>("http");
         let _ignored: Option<IgnoredGrpc> = d.block("grpc");
         let graceful_shutdown_timeout = d.attr(
             "graceful_shutdown_timeout",
@@ -62,7 +62,7 @@ impl DecodeBlock for HttpConfig {
             max_request_body_size,
             max_decompressed_body_size,
             tls: d.block("tls"),
-            http2: d.block("http2").unwrap_or_default(),
+            http2: d.block_or_default("http2"),
         }
     }
 }

@@ -79,9 +79,9 @@ fn note_answers(receivers: &[Receiver], failures: Option<&Failures>) {
     for (i, receiver) in receivers.iter().enumerate() {
         tap::note(|| {
             let error = failures.and_then(|f| f.errors.iter().find(|(at, _)| *at == i));
-            match error {
-                None => format!("{}: ok", receiver.component_id()),
-                Some((_, e)) => format!("{}: {} {}", receiver.component_id(), e.code.name(), e),
+            tap::Note::Answer {
+                to: receiver.tap().component_id().clone(),
+                error: error.map(|(_, e)| e.clone()),
             }
         });
     }

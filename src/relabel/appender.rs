@@ -38,7 +38,12 @@ impl Shared {
                 series.retain_mut(|s| {
                     let kept = self.relabel(&state, &mut s.labels);
                     if !kept {
-                        tap::note(|| format!("{}: {}", s.labels, dropped_by(&state, &s.labels)));
+                        tap::note(|| {
+                            let (state, labels) = (state.clone(), s.labels.clone());
+                            tap::Note::deferred(move || {
+                                format!("{labels}: {}", dropped_by(&state, &labels))
+                            })
+                        });
                     }
                     kept
                 });
@@ -47,8 +52,11 @@ impl Shared {
             Payload::Ingest(ingest) => {
                 let kept = self.relabel(&state, &mut ingest.labels);
                 tap::note(|| match kept {
-                    true => format!("relabeled to {}", ingest.labels),
-                    false => dropped_by(&state, &ingest.labels),
+                    true => tap::Note::Relabeled(tap::CapturedLabels::of(&ingest.labels)),
+                    false => {
+                        let (state, labels) = (state.clone(), ingest.labels.clone());
+                        tap::Note::deferred(move || dropped_by(&state, &labels))
+                    }
                 });
                 kept
             }

@@ -82,9 +82,19 @@ impl Matcher {
         Ok(Matcher { terms })
     }
 
+    /// True for `{}`: matches everything.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
     pub fn matches(&self, labels: &Labels) -> bool {
+        self.matches_by(|name| labels.get(name))
+    }
+
+    /// Matches the labels that `get` looks up by name.
+    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.terms.iter().all(|(name, op)| {
-            let value = labels.get(name).unwrap_or("");
+            let value = get(name).unwrap_or("");
             match op {
                 Op::Equal(v) => value == v,
                 Op::NotEqual(v) => value != v,

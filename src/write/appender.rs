@@ -81,7 +81,9 @@ impl State {
         match &self.queue {
             Some(queue) => {
                 let queued = queue.enqueue(request).await;
-                tap::note(|| format!("queued: {}", if queued.is_ok() { "ok" } else { "refused" }));
+                tap::note(|| tap::Note::Queued {
+                    accepted: queued.is_ok(),
+                });
                 queued
             }
             None => send_everywhere(self, &request, profile).await,
@@ -116,7 +118,10 @@ where
         many => join_all(many.iter().map(|ep| send(ep))).await,
     };
     for (endpoint, result) in state.endpoints.iter().zip(&results) {
-        tap::note(|| tap::describe_answer(&endpoint.label, result));
+        tap::note(|| tap::Note::Answer {
+            to: Arc::from(endpoint.label.as_str()),
+            error: result.as_ref().err().cloned(),
+        });
     }
     let mut errors = results.into_iter().filter_map(Result::err);
     let Some(mut first) = errors.next() else {

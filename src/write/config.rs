@@ -173,7 +173,7 @@ fn decode_http_client(d: &mut BlockDecoder<'_>) -> HttpClientConfig {
         oauth2: d.block("oauth2"),
         bearer_token: d.optional::<Secret>("bearer_token"),
         bearer_token_file: d.attr("bearer_token_file", String::new()),
-        tls_config: d.block("tls_config").unwrap_or_default(),
+        tls_config: d.block_or_default("tls_config"),
         follow_redirects: d.attr("follow_redirects", defaults.follow_redirects),
         enable_http2: d.attr("enable_http2", defaults.enable_http2),
         proxy: decode_proxy(d),
@@ -220,7 +220,7 @@ impl DecodeBlock for OAuth2Config {
             token_url: d.attr("token_url", String::new()),
             scopes: d.attr("scopes", Vec::new()),
             endpoint_params: d.attr("endpoint_params", BTreeMap::new()),
-            tls_config: d.block("tls_config").unwrap_or_default(),
+            tls_config: d.block_or_default("tls_config"),
             proxy: decode_proxy(d),
         }
     }
