@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Response, Uri};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::auth::AuthFailure;
@@ -21,7 +20,7 @@ use super::backoff::Backoff;
 use super::endpoint::Endpoint;
 use super::metrics::{KindLatency, observe};
 use super::retry::{Decision, Outcome, classify, parse_retry_after};
-use super::transport::{Outgoing, read_bounded};
+use super::transport::{Outgoing, ResponseBody, read_bounded};
 use crate::codec::timeout::encode_connect_timeout_ms;
 use crate::codec::{Code, connect_error};
 use crate::pipeline::AppendError;
@@ -212,7 +211,7 @@ async fn attempt(
 async fn interpret(
     ep: &Endpoint,
     kind: Kind,
-    resp: Response<Incoming>,
+    resp: Response<ResponseBody>,
 ) -> (Outcome, Option<AppendError>) {
     let status = resp.status().as_u16();
     if resp.status().is_success() {

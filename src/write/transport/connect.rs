@@ -1,4 +1,4 @@
-//! Opens the connections of one endpoint's pool: TCP, optionally through an
+//! Opens the connections of one transport's pool: TCP, optionally through an
 //! HTTP proxy (forwarding for `http://` targets, a CONNECT tunnel for
 //! `https://` ones), then TLS for `https://` targets with ALPN deciding
 //! between HTTP/1.1 and HTTP/2.
@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, Uri};
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -87,7 +87,8 @@ impl Connector {
         }
     }
 
-    async fn connect(self, dst: Uri) -> Result<Conn, BoxError> {
+    /// A stream to `dst`'s host, through the proxy that applies to it.
+    pub async fn connect(&self, dst: Uri) -> Result<Conn, BoxError> {
         let intercept = self.proxy.as_ref().and_then(|p| p.intercept(&dst));
         let Some(proxy) = intercept else {
             return self.dialer.dial(&dst, &self.dialer.tls).await;
@@ -97,10 +98,7 @@ impl Connector {
                 .dialer
                 .dial(proxy.uri(), &self.dialer.proxy_tls)
                 .await?;
-            return Ok(Conn {
-                proxied: true,
-                ..conn
-            });
+            return Ok(conn);
         }
         let mut headers = self
             .proxy
@@ -116,20 +114,6 @@ impl Connector {
         self.dialer
             .handshake(tunneled.io.into_inner(), &dst, &self.dialer.tls)
             .await
-    }
-}
-
-impl Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(dst))
     }
 }
 
@@ -181,31 +165,17 @@ impl Service<Uri> for ProxyDial {
     }
 }
 
-/// One pooled connection's stream and what the pool must know about it.
+/// One connection's stream, and whether ALPN chose HTTP/2 on it.
 pub(super) struct Conn {
     io: TokioIo<Box<dyn Stream>>,
-    /// Requests go in absolute form to a forwarding proxy.
-    proxied: bool,
-    h2: bool,
+    pub h2: bool,
 }
 
 impl Conn {
     fn plain(io: Box<dyn Stream>) -> Self {
         Self {
             io: TokioIo::new(io),
-            proxied: false,
             h2: false,
-        }
-    }
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        let connected = Connected::new().proxy(self.proxied);
-        if self.h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
         }
     }
 }
