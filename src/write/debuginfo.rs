@@ -105,7 +105,8 @@ async fn call_unary(ep: &Endpoint, call: DebuginfoCall) -> Result<Bytes, AppendE
         let outgoing = Outgoing {
             method: Method::POST,
             uri,
-            headers,
+            headers: &headers,
+            extra: &[],
             body: call.message,
         };
         let response = ep

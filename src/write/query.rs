@@ -17,7 +17,7 @@ use crate::codec::query::{escape_into, unescape};
 /// their order). `name` comes in pieces, escaped as their concatenation
 /// would be. Empty pieces (`a&&b`) are dropped, as Go drops them. A key
 /// with a malformed escape sorts by its raw bytes.
-pub(super) fn with_name<'n>(raw: &str, name: impl Iterator<Item = &'n str> + Clone) -> String {
+pub(super) fn with_name<'n>(raw: &str, name: impl IntoIterator<Item = &'n str>) -> String {
     let mut pairs: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(8);
     for_each_pair(raw, |pair, key, escaped| {
         let key = match escaped {
@@ -31,15 +31,16 @@ pub(super) fn with_name<'n>(raw: &str, name: impl Iterator<Item = &'n str> + Clo
     // `name` goes where its key sorts; the placeholder is never written.
     pairs.push((Cow::Borrowed("name"), ""));
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let name_len: usize = name.clone().map(str::len).sum();
-    let mut out = String::with_capacity(raw.len() + name_len * 3 + 6);
+    let mut name = Some(name);
+    // Room for a rebuilt name a little longer than the one replaced.
+    let mut out = String::with_capacity(raw.len() + raw.len() / 2 + 32);
     for (i, (key, pair)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
         if pair.is_empty() && key == "name" {
             out.push_str("name=");
-            for piece in name.clone() {
+            for piece in name.take().into_iter().flatten() {
                 escape_into(&mut out, piece);
             }
         } else {
@@ -50,26 +51,23 @@ pub(super) fn with_name<'n>(raw: &str, name: impl Iterator<Item = &'n str> + Clo
 }
 
 /// Calls `f(pair, raw key, whether the key holds an escape)` for every
-/// non-empty `&`-separated pair, in one pass over the bytes.
+/// non-empty `&`-separated pair. Pairs are found with `memchr`; only keys
+/// (short) are scanned byte by byte.
 fn for_each_pair<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str, bool)) {
-    let mut start = 0;
-    let mut key_end: Option<usize> = None;
-    let mut escaped = false;
-    for (i, b) in raw.bytes().chain(std::iter::once(b'&')).enumerate() {
-        match b {
-            b'&' => {
-                if i > start {
-                    let end = key_end.unwrap_or(i);
-                    f(&raw[start..i], &raw[start..end], escaped);
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let mut key = pair;
+        let mut escaped = false;
+        for (i, b) in pair.bytes().enumerate() {
+            match b {
+                b'=' => {
+                    key = &pair[..i];
+                    break;
                 }
-                start = i + 1;
-                key_end = None;
-                escaped = false;
+                b'%' | b'+' => escaped = true,
+                _ => {}
             }
-            b'=' if key_end.is_none() => key_end = Some(i),
-            b'%' | b'+' if key_end.is_none() => escaped = true,
-            _ => {}
         }
+        f(pair, key, escaped);
     }
 }
 
@@ -96,7 +94,7 @@ mod tests {
     fn name_is_replaced_and_keys_sorted() {
         let q = with_name(
             "name=app.cpu%7Benv%3Dprod%7D&from=1&until=2",
-            ["app.cpu{cluster=c1,", "env=prod,service_name=app.cpu}"].into_iter(),
+            ["app.cpu{cluster=c1,", "env=prod,service_name=app.cpu}"],
         );
         assert_eq!(
             q,
@@ -107,14 +105,14 @@ mod tests {
     #[test]
     fn other_parameters_are_kept_byte_for_byte() {
         let raw = "until=2&spyName=go%20spy&custom=a+b&&flag&bad=%zz&z=1&z=0&na%6De=old";
-        let q = with_name(raw, std::iter::once("svc{}"));
+        let q = with_name(raw, ["svc{}"]);
         assert_eq!(
             q,
             "bad=%zz&custom=a+b&flag&name=svc%7B%7D&spyName=go%20spy&until=2&z=1&z=0"
         );
-        assert_eq!(with_name("", std::iter::once("a{}")), "name=a%7B%7D");
+        assert_eq!(with_name("", ["a{}"]), "name=a%7B%7D");
         assert_eq!(
-            with_name("b=%C3%A9&&a+b=1&=x&name", ["é", " "].into_iter()),
+            with_name("b=%C3%A9&&a+b=1&=x&name", ["é", " "]),
             "=x&a+b=1&b=%C3%A9&name=%C3%A9+"
         );
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Uri};
 use tokio::time::Instant;
 
 use super::auth::AuthFailure;
@@ -160,10 +160,11 @@ async fn attempt(
     timeout: Duration,
 ) -> (Outcome, Option<AppendError>) {
     let run = async {
-        let mut headers = req.headers.clone();
+        // At most two: `Authorization`, `connect-timeout-ms`.
+        let mut extra = Vec::new();
         match ep.auth.header().await {
             Ok(Some(v)) if !ep.configured_headers.contains_key(AUTHORIZATION) => {
-                headers.insert(AUTHORIZATION, v);
+                extra.push((AUTHORIZATION, v));
             }
             Ok(_) => {}
             Err(AuthFailure::Local(m)) => {
@@ -175,17 +176,16 @@ async fn attempt(
         }
         if kind == Kind::Push {
             let ms = encode_connect_timeout_ms(timeout.max(Duration::from_millis(1)));
-            headers.insert(
-                "connect-timeout-ms",
-                HeaderValue::try_from(ms).expect("digits"),
-            );
+            let value = HeaderValue::try_from(ms).expect("digits");
+            extra.push((HeaderName::from_static("connect-timeout-ms"), value));
         }
         let sent = ep
             .transport
             .send(Outgoing {
                 method: Method::POST,
                 uri: req.uri.clone(),
-                headers,
+                headers: &req.headers,
+                extra: &extra,
                 body: req.body.clone(),
             })
             .await;

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::header::{
     AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION, USER_AGENT as USER_AGENT_HEADER,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::client::conn::{http1, http2};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -59,11 +59,14 @@ pub(super) struct Settings<'a> {
     pub follow_redirects: bool,
 }
 
-/// One request, reusable across redirects.
-pub(super) struct Outgoing {
+/// One request, reusable across redirects. Its headers are `headers`,
+/// then `extra` (each replacing any header of its name): the caller's
+/// shared headers are copied once per request sent, not once per layer.
+pub(super) struct Outgoing<'a> {
     pub method: Method,
     pub uri: Uri,
-    pub headers: HeaderMap,
+    pub headers: &'a HeaderMap,
+    pub extra: &'a [(HeaderName, HeaderValue)],
     pub body: Bytes,
 }
 
@@ -122,11 +125,19 @@ impl Transport {
     }
 
     /// Sends `req`, following redirects when configured to.
-    pub async fn send(&self, mut req: Outgoing) -> Result<Response<ResponseBody>, TransportError> {
+    pub async fn send(
+        &self,
+        mut req: Outgoing<'_>,
+    ) -> Result<Response<ResponseBody>, TransportError> {
         // Where the redirects started; kept only once one arrives.
         let mut initial: Option<Uri> = None;
+        let mut credentials = true;
         for _ in 0..=MAX_REDIRECTS {
-            let resp = self.send_once(&req).await?;
+            let headers = request_headers(&req, credentials);
+            let body = RequestBody::bytes(req.body.clone());
+            let resp = self
+                .exchange(req.method.clone(), &req.uri, headers, body)
+                .await?;
             if !self.follow_redirects || !resp.status().is_redirection() {
                 return Ok(resp);
             }
@@ -134,10 +145,7 @@ impl Transport {
                 .map_err(TransportError::Redirect)?;
             let Some(hop) = hop else { return Ok(resp) };
             let initial = initial.get_or_insert_with(|| req.uri.clone());
-            if !redirect::keeps_credentials(initial, &hop.uri) {
-                req.headers.remove(AUTHORIZATION);
-                req.headers.remove(COOKIE);
-            }
+            credentials &= redirect::keeps_credentials(initial, &hop.uri);
             if !hop.keep_body {
                 req.body = Bytes::new();
             }
@@ -145,12 +153,6 @@ impl Transport {
             req.uri = hop.uri;
         }
         Err(TransportError::TooManyRedirects)
-    }
-
-    async fn send_once(&self, req: &Outgoing) -> Result<Response<ResponseBody>, TransportError> {
-        let body = RequestBody::bytes(req.body.clone());
-        self.exchange(req.method.clone(), &req.uri, req.headers.clone(), body)
-            .await
     }
 
     /// Sends one POST whose body streams from `body`. Redirects are not
@@ -332,6 +334,23 @@ impl Transport {
         }
         true
     }
+}
+
+/// The headers of one request sent: room for those the transport adds
+/// (`User-Agent`, `Host`, proxy credentials) so that none grows the map.
+fn request_headers(req: &Outgoing<'_>, credentials: bool) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + req.extra.len() + 3);
+    for (name, value) in req.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    for (name, value) in req.extra {
+        headers.insert(name.clone(), value.clone());
+    }
+    if !credentials {
+        headers.remove(AUTHORIZATION);
+        headers.remove(COOKIE);
+    }
+    headers
 }
 
 fn key_of(uri: &Uri) -> Result<Key, TransportError> {

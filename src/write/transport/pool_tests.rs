@@ -154,7 +154,8 @@ async fn post(t: &Transport, url: &str) -> Version {
         .send(Outgoing {
             method: Method::POST,
             uri: url.parse().unwrap(),
-            headers: HeaderMap::new(),
+            headers: &HeaderMap::new(),
+            extra: &[],
             body: Bytes::from_static(b"profile"),
         })
         .await
@@ -220,7 +221,8 @@ async fn a_body_dropped_unread_closes_its_connection() {
         .send(Outgoing {
             method: Method::POST,
             uri: backend.url.parse().unwrap(),
-            headers: HeaderMap::new(),
+            headers: &HeaderMap::new(),
+            extra: &[],
             body: Bytes::new(),
         })
         .await
