@@ -58,6 +58,16 @@ pub fn value<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
 pub fn escape_into(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
+    if let [b] = *bytes
+        && !is_unreserved(b)
+        && b != b' '
+    {
+        // The separators of a normalized name (`{`, `=`, `,`, `}`).
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+        return;
+    }
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if is_unreserved(b) {
@@ -77,7 +87,9 @@ pub fn escape_into(out: &mut String, s: &str) {
             out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
-    out.push_str(&s[run..]);
+    if run < bytes.len() {
+        out.push_str(&s[run..]);
+    }
 }
 
 fn is_unreserved(b: u8) -> bool {

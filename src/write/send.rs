@@ -62,10 +62,14 @@ pub(super) async fn send(
         Kind::Ingest => &ep.metrics.ingest,
     };
     let started = Instant::now();
-    let result = retry_loop(ep, kind, &req, deadline, latency, queued).await;
-    observe(&latency.endpoint, started.elapsed());
+    let result = retry_loop(ep, kind, &req, started, deadline, latency, queued).await;
+    let finished = match &result {
+        Ok(finished) => *finished,
+        Err(_) => Instant::now(),
+    };
+    observe(&latency.endpoint, finished - started);
     match result {
-        Ok(()) => {
+        Ok(_) => {
             ep.metrics.sent(req.bytes, req.profiles);
             Ok(())
         }
@@ -85,37 +89,41 @@ pub(super) async fn send(
     }
 }
 
+/// Returns when the successful attempt ended. `started`: now, read by
+/// the caller (one clock read fewer per request).
 async fn retry_loop(
     ep: &Endpoint,
     kind: Kind,
     req: &Prepared,
+    started: Instant,
     deadline: Option<Instant>,
     latency: &KindLatency,
     queued: bool,
-) -> Result<(), (u32, AppendError)> {
+) -> Result<Instant, (u32, AppendError)> {
     let policy = &ep.policy;
     let mut backoff = Backoff::new(policy.backoff);
-    let mut rng = fastrand::Rng::new();
+    // Seeded only when a retry needs it.
+    let mut rng: Option<fastrand::Rng> = None;
     let mut retries: u32 = 0;
     let mut last: Option<AppendError> = None;
+    let mut now = started;
     loop {
-        let now = Instant::now();
         let timeout = match deadline {
             Some(d) if d <= now => return Err((retries, deadline_error(last))),
             Some(d) => policy.remote_timeout.min(d - now),
             None => policy.remote_timeout,
         };
-        let attempt_started = Instant::now();
         let (outcome, err) = attempt(ep, kind, req, timeout).await;
-        observe(&latency.downstream, attempt_started.elapsed());
-        let Some(err) = err else { return Ok(()) };
+        let ended = Instant::now();
+        observe(&latency.downstream, ended - now);
+        let Some(err) = err else { return Ok(ended) };
         let decision = classify(&outcome, policy.retry_on_http_429);
         let spent = !queued && policy.max_attempts != 0 && retries + 1 >= policy.max_attempts;
         if decision == Decision::GiveUp || spent {
             return Err((retries, err));
         }
-        let mut delay = backoff.next_delay(&mut rng);
-        let now = Instant::now();
+        let mut delay = backoff.next_delay(rng.get_or_insert_with(fastrand::Rng::new));
+        now = ended;
         if let Decision::RetryAfter(after) = decision {
             let room = deadline.map_or(policy.backoff.max(), |d| d.saturating_duration_since(now));
             if after >= room {
@@ -130,6 +138,7 @@ async fn retry_loop(
         }
         tracing::debug!(endpoint = %ep.label, ?delay, error = %err.message, "retrying");
         tokio::time::sleep(delay).await;
+        now = Instant::now();
         retries += 1;
         ep.metrics.retries.inc();
         last = Some(err);
