@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Uri};
+
+use super::super::http_config::ProxyConfig;
+use super::super::{WriteError, headers};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
@@ -220,9 +223,58 @@ impl Write for Conn {
     }
 }
 
+/// `proxy_url` (with `no_proxy`), or the environment's
+/// `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` with `proxy_from_environment`;
+/// `proxy_connect_header` applies to either.
+pub(super) fn proxy_route(
+    endpoint: &str,
+    cfg: &ProxyConfig,
+) -> Result<Option<ProxyRoute>, WriteError> {
+    let bad = |message: String| WriteError::BadProxy {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let mut connect_headers = HeaderMap::new();
+    headers::extend_configured(
+        &mut connect_headers,
+        endpoint,
+        "proxy_connect_header",
+        cfg.proxy_connect_header
+            .iter()
+            .map(|(k, vs)| (k.as_str(), vs.iter().map(|s| s.expose()).collect())),
+        true,
+    )?;
+    if cfg.proxy_from_environment {
+        return Ok(Some(ProxyRoute {
+            matcher: Matcher::from_env(),
+            headers: connect_headers,
+            skip_loopback: true,
+        }));
+    }
+    if cfg.proxy_url.is_empty() {
+        return Ok(None);
+    }
+    let shown = crate::write::endpoint::redacted(&cfg.proxy_url);
+    let url = url::Url::parse(&cfg.proxy_url).map_err(|e| bad(format!("{shown:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(bad(format!(
+            "{shown:?}: only http:// and https:// proxies are supported"
+        )));
+    }
+    Ok(Some(ProxyRoute {
+        matcher: Matcher::builder()
+            .all(cfg.proxy_url.clone())
+            .no(cfg.no_proxy.clone())
+            .build(),
+        headers: connect_headers,
+        skip_loopback: false,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     #[test]
     fn loopback_hosts() {
@@ -232,5 +284,50 @@ mod tests {
         for host in ["example.com", "10.0.0.1", "[::2]", "localhost.example"] {
             assert!(!is_loopback(host), "{host}");
         }
+    }
+
+    fn connect_header() -> std::collections::BTreeMap<String, Vec<Secret>> {
+        [("X-Proxy-Token".to_owned(), vec![Secret::new("abc")])].into()
+    }
+
+    #[test]
+    fn proxy_connect_header_applies_to_the_environment_proxy() {
+        let cfg = ProxyConfig {
+            proxy_from_environment: true,
+            proxy_connect_header: connect_header(),
+            ..Default::default()
+        };
+        let route = proxy_route("e", &cfg).unwrap().unwrap();
+        assert_eq!(route.headers["x-proxy-token"], "abc");
+        // Go never sends loopback destinations to the environment's proxy.
+        assert!(route.skip_loopback);
+    }
+
+    #[test]
+    fn proxy_url_routes_all_but_no_proxy() {
+        let cfg = ProxyConfig {
+            proxy_url: "http://user:pw@proxy:3128".into(),
+            no_proxy: "internal.example".into(),
+            proxy_connect_header: connect_header(),
+            ..Default::default()
+        };
+        let route = proxy_route("e", &cfg).unwrap().unwrap();
+        let via = route
+            .intercept(&"https://backend.example/".parse().unwrap())
+            .unwrap();
+        assert_eq!(via.uri(), "http://proxy:3128/");
+        assert_eq!(via.basic_auth().unwrap(), "Basic dXNlcjpwdw==");
+        assert!(
+            route
+                .intercept(&"http://internal.example/".parse().unwrap())
+                .is_none()
+        );
+        assert!(proxy_route("e", &ProxyConfig::default()).unwrap().is_none());
+        let socks = ProxyConfig {
+            proxy_url: "socks5://p:1080".into(),
+            ..Default::default()
+        };
+        let err = proxy_route("e", &socks).err().unwrap().to_string();
+        assert!(err.contains("only http:// and https:// proxies"), "{err}");
     }
 }

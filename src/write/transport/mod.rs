@@ -24,14 +24,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::client::conn::{http1, http2};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::http_config::{ProxyConfig, TlsConfig};
-use super::{WriteError, headers, tls};
+use super::{WriteError, tls};
 use crate::pipeline::UploadBody;
 use body::RequestBody;
-use connect::{Connector, ProxyRoute};
+use connect::{Connector, ProxyRoute, proxy_route};
 pub(crate) use pool::ResponseBody;
 use pool::{Key, Limits, Pool, Sender};
 
@@ -272,11 +271,7 @@ impl Transport {
                 .handshake(conn)
                 .await
                 .map_err(|e| failed("HTTP/2 handshake with", &e))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "HTTP/2 connection to a backend ended");
-                }
-            });
+            drive(connection, "HTTP/2");
             tx.ready()
                 .await
                 .map_err(|e| failed("HTTP/2 connection to", &e))?;
@@ -288,11 +283,7 @@ impl Transport {
             .handshake(conn)
             .await
             .map_err(|e| failed("HTTP/1.1 handshake with", &e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP/1.1 connection to a backend ended");
-            }
-        });
+        drive(connection, "HTTP/1.1");
         tx.ready()
             .await
             .map_err(|e| failed("HTTP/1.1 connection to", &e))?;
@@ -353,6 +344,19 @@ fn request_headers(req: &Outgoing<'_>, credentials: bool) -> HeaderMap {
     headers
 }
 
+/// Runs a connection's task on the current runtime (with one
+/// current-thread runtime per core: on this thread, beside its requests).
+fn drive<F>(connection: F, protocol: &'static str)
+where
+    F: std::future::Future<Output = hyper::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, protocol, "a connection to a backend ended");
+        }
+    });
+}
+
 fn key_of(uri: &Uri) -> Result<Key, TransportError> {
     match (uri.scheme(), uri.authority()) {
         (Some(scheme), Some(authority)) => Ok(Key {
@@ -402,100 +406,4 @@ pub(super) async fn read_bounded(resp: Response<ResponseBody>, limit: usize) -> 
         }
     }
     out
-}
-
-/// `proxy_url` (with `no_proxy`), or the environment's
-/// `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` with `proxy_from_environment`;
-/// `proxy_connect_header` applies to either.
-fn proxy_route(endpoint: &str, cfg: &ProxyConfig) -> Result<Option<ProxyRoute>, WriteError> {
-    let bad = |message: String| WriteError::BadProxy {
-        endpoint: endpoint.to_owned(),
-        message,
-    };
-    let mut connect_headers = HeaderMap::new();
-    headers::extend_configured(
-        &mut connect_headers,
-        endpoint,
-        "proxy_connect_header",
-        cfg.proxy_connect_header
-            .iter()
-            .map(|(k, vs)| (k.as_str(), vs.iter().map(|s| s.expose()).collect())),
-        true,
-    )?;
-    if cfg.proxy_from_environment {
-        return Ok(Some(ProxyRoute {
-            matcher: Matcher::from_env(),
-            headers: connect_headers,
-            skip_loopback: true,
-        }));
-    }
-    if cfg.proxy_url.is_empty() {
-        return Ok(None);
-    }
-    let shown = super::endpoint::redacted(&cfg.proxy_url);
-    let url = url::Url::parse(&cfg.proxy_url).map_err(|e| bad(format!("{shown:?}: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(bad(format!(
-            "{shown:?}: only http:// and https:// proxies are supported"
-        )));
-    }
-    Ok(Some(ProxyRoute {
-        matcher: Matcher::builder()
-            .all(cfg.proxy_url.clone())
-            .no(cfg.no_proxy.clone())
-            .build(),
-        headers: connect_headers,
-        skip_loopback: false,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Secret;
-
-    fn connect_header() -> std::collections::BTreeMap<String, Vec<Secret>> {
-        [("X-Proxy-Token".to_owned(), vec![Secret::new("abc")])].into()
-    }
-
-    #[test]
-    fn proxy_connect_header_applies_to_the_environment_proxy() {
-        let cfg = ProxyConfig {
-            proxy_from_environment: true,
-            proxy_connect_header: connect_header(),
-            ..Default::default()
-        };
-        let route = proxy_route("e", &cfg).unwrap().unwrap();
-        assert_eq!(route.headers["x-proxy-token"], "abc");
-        // Go never sends loopback destinations to the environment's proxy.
-        assert!(route.skip_loopback);
-    }
-
-    #[test]
-    fn proxy_url_routes_all_but_no_proxy() {
-        let cfg = ProxyConfig {
-            proxy_url: "http://user:pw@proxy:3128".into(),
-            no_proxy: "internal.example".into(),
-            proxy_connect_header: connect_header(),
-            ..Default::default()
-        };
-        let route = proxy_route("e", &cfg).unwrap().unwrap();
-        let via = route
-            .intercept(&"https://backend.example/".parse().unwrap())
-            .unwrap();
-        assert_eq!(via.uri(), "http://proxy:3128/");
-        assert_eq!(via.basic_auth().unwrap(), "Basic dXNlcjpwdw==");
-        assert!(
-            route
-                .intercept(&"http://internal.example/".parse().unwrap())
-                .is_none()
-        );
-        assert!(proxy_route("e", &ProxyConfig::default()).unwrap().is_none());
-        let socks = ProxyConfig {
-            proxy_url: "socks5://p:1080".into(),
-            ..Default::default()
-        };
-        let err = proxy_route("e", &socks).err().unwrap().to_string();
-        assert!(err.contains("only http:// and https:// proxies"), "{err}");
-    }
 }
