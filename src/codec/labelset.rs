@@ -89,22 +89,29 @@ pub fn parse(name: &str) -> Result<Labels, LabelsetError> {
 /// Nothing is escaped, so the result re-parses to the same labels only when
 /// no value holds `,` or `}`.
 pub fn normalized(labels: &Labels) -> String {
-    let mut out = String::new();
-    out.push_str(labels.get(SERVICE_NAME_LABEL).unwrap_or_default());
-    out.push('{');
-    let mut first = true;
-    // `Labels` is kept sorted by name, which is the order wanted.
-    for label in labels.iter().filter(|l| l.name != SERVICE_NAME_LABEL) {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&label.name);
-        out.push('=');
-        out.push_str(&label.value);
-    }
-    out.push('}');
-    out
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    normalized_pieces(&pairs).collect()
+}
+
+/// [`normalized`] of `pairs` (sorted by name, no duplicates) as borrowed
+/// pieces of text, for a caller that escapes them straight into a query.
+pub fn normalized_pieces<'a>(
+    pairs: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = &'a str> + Clone + 'a {
+    let name = pairs
+        .iter()
+        .find(|(n, _)| *n == SERVICE_NAME_LABEL)
+        .map_or("", |(_, v)| *v);
+    // `Labels` and the writer's pairs are sorted by name: the order wanted.
+    let others = pairs
+        .iter()
+        .filter(|(n, _)| *n != SERVICE_NAME_LABEL)
+        .enumerate()
+        .flat_map(|(i, (n, v))| [if i == 0 { "" } else { "," }, *n, "=", *v]);
+    [name, "{"].into_iter().chain(others).chain(["}"])
 }
 
 /// Whether `name` is a valid Pyroscope label name: non-empty, only

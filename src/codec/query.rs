@@ -53,23 +53,60 @@ pub fn value<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
         })
 }
 
-/// Appends Go's `url.QueryEscape(s)` to `out`.
+/// Appends Go's `url.QueryEscape(s)` to `out`: runs of unreserved bytes
+/// are copied whole, the rest escaped one by one.
 pub fn escape_into(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
+    let bytes = s.as_bytes();
+    if let [b] = *bytes
+        && !is_unreserved(b)
+        && b != b' '
+    {
+        // The separators of a normalized name (`{`, `=`, `,`, `}`).
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+        return;
+    }
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if is_unreserved(b) {
+            continue;
+        }
+        // A non-empty run holds only ASCII and ends before an ASCII byte
+        // or the first byte of a character: both ends are char boundaries.
+        if run < i {
+            out.push_str(&s[run..i]);
+        }
+        run = i + 1;
+        if b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
+    if run < bytes.len() {
+        out.push_str(&s[run..]);
+    }
 }
+
+fn is_unreserved(b: u8) -> bool {
+    UNRESERVED[usize::from(b)]
+}
+
+/// `[A-Za-z0-9-_.~]`, by byte value: one load per byte on the hot path.
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    table
+};
 
 /// Go's `url.QueryEscape`.
 pub fn escape(s: &str) -> String {
@@ -90,6 +127,9 @@ mod tests {
         );
         assert_eq!(escape("~-_.AZaz09"), "~-_.AZaz09");
         assert_eq!(escape("é"), "%C3%A9");
+        assert_eq!(escape("aé b€"), "a%C3%A9+b%E2%82%AC");
+        assert_eq!(escape("é~"), "%C3%A9~");
+        assert_eq!(escape(""), "");
     }
 
     #[test]

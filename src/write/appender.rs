@@ -65,15 +65,20 @@ impl State {
             Payload::Push(_) => &self.totals.push,
             Payload::Ingest(_) => &self.totals.ingest,
         };
-        let result = self.deliver(&profile).await;
+        let result = self.deliver(profile).await;
         observe(total, started.elapsed());
         result
     }
 
-    async fn deliver(&self, profile: &Profile) -> Result<(), AppendError> {
-        let request = match &profile.payload {
-            Payload::Push(series) => push::request(series, &self.external, profile)?,
-            Payload::Ingest(ingest) => Some(ingest::request(ingest, &self.external, profile)?),
+    async fn deliver(&self, profile: Profile) -> Result<(), AppendError> {
+        let deadline = profile.deadline;
+        let request = match profile.payload {
+            Payload::Push(ref series) => push::request(series, &self.external, &profile)?,
+            Payload::Ingest(ingest) => Some(ingest::request(
+                ingest,
+                &self.external,
+                profile.forwarded_headers,
+            )?),
         };
         let Some(request) = request.filter(|_| !self.endpoints.is_empty()) else {
             return Ok(());
@@ -86,7 +91,7 @@ impl State {
                 });
                 queued
             }
-            None => send_everywhere(self, &request, profile).await,
+            None => send_everywhere(self, &request, deadline).await,
         }
     }
 }
@@ -95,11 +100,11 @@ impl State {
 async fn send_everywhere(
     state: &State,
     request: &Request,
-    profile: &Profile,
+    deadline: Option<Instant>,
 ) -> Result<(), AppendError> {
     all_endpoints(state, |ep| async move {
         let prepared = request.for_endpoint(ep)?;
-        send(ep, request.kind(), prepared, profile.deadline, false).await
+        send(ep, request.kind(), prepared, deadline, false).await
     })
     .await
 }
@@ -114,7 +119,11 @@ where
 {
     let results = match state.endpoints.as_slice() {
         [] => return Ok(()),
-        [only] => vec![send(only).await],
+        [only] => {
+            let result = send(only).await;
+            tap::note(|| tap::describe_answer(&only.label, &result));
+            return result;
+        }
         many => join_all(many.iter().map(|ep| send(ep))).await,
     };
     for (endpoint, result) in state.endpoints.iter().zip(&results) {

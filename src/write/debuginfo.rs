@@ -23,14 +23,13 @@ use futures_util::future::BoxFuture;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::appender::State;
 use super::auth::AuthFailure;
 use super::endpoint::Endpoint;
 use super::headers;
-use super::transport::{Outgoing, read_bounded};
+use super::transport::{Outgoing, ResponseBody, read_bounded};
 use crate::codec::compress::{self, Compression};
 use crate::codec::rpc::Protocol;
 use crate::codec::timeout::encode_connect_timeout_ms;
@@ -106,7 +105,8 @@ async fn call_unary(ep: &Endpoint, call: DebuginfoCall) -> Result<Bytes, AppendE
         let outgoing = Outgoing {
             method: Method::POST,
             uri,
-            headers,
+            headers: &headers,
+            extra: &[],
             body: call.message,
         };
         let response = ep
@@ -127,7 +127,10 @@ async fn call_unary(ep: &Endpoint, call: DebuginfoCall) -> Result<Bytes, AppendE
 
 /// The response message of a 200, or the backend's error with its Connect
 /// code (from the error body, else from the HTTP status).
-async fn unary_answer(ep: &Endpoint, response: Response<Incoming>) -> Result<Bytes, AppendError> {
+async fn unary_answer(
+    ep: &Endpoint,
+    response: Response<ResponseBody>,
+) -> Result<Bytes, AppendError> {
     let status = response.status().as_u16();
     if status == 200 {
         let gzipped = response

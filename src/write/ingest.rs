@@ -4,27 +4,31 @@
 use super::outgoing::{Request, Target};
 use super::{labels, query};
 use crate::codec::labelset;
-use crate::pipeline::{AppendError, IngestProfile, Profile};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::pipeline::{AppendError, IngestProfile};
 
 /// The downstream request for an `/ingest` body: `name` rebuilt from the
-/// (possibly relabeled) labels plus the external labels.
+/// (possibly relabeled) labels plus the external labels. Takes the profile
+/// apart: the body, path and content types move into the request.
 pub(super) fn request(
-    ingest: &IngestProfile,
+    ingest: IngestProfile,
     external: &[(String, String)],
-    profile: &Profile,
+    forwarded: Arc<[(HeaderName, HeaderValue)]>,
 ) -> Result<Request, AppendError> {
-    let named = labels::service_name_as_name(&ingest.labels);
-    labels::validate(&named)?;
-    let merged = labels::with_external(named, external);
+    let merged = labels::for_ingest(&ingest.labels, external)?;
+    let query = query::with_name(&ingest.query, labelset::normalized_pieces(&merged));
     Ok(Request {
         target: Target::Ingest {
-            path: ingest.path.clone(),
-            query: query::with_name(&ingest.query, &labelset::normalized(&merged)),
-            content_types: ingest.content_types.clone(),
+            path: ingest.path,
+            query,
+            content_types: ingest.content_types,
         },
-        forwarded: profile.forwarded_headers.clone(),
-        body: ingest.body.clone(),
-        profiles: 1,
+        forwarded,
         bytes: ingest.body.len(),
+        body: ingest.body,
+        profiles: 1,
     })
 }

@@ -14,26 +14,29 @@ pub const SERVICE_NAME: &str = "service_name";
 /// [`Labels`] holds `String`s, so receivers already refused those when
 /// decoding.
 pub fn validate(labels: &Labels) -> Result<(), AppendError> {
-    check(labels).map_err(|reason| {
-        AppendError::invalid_argument(format!("invalid labels in profile: {reason}"))
-    })
+    check(labels.iter().map(|l| l.name.as_str())).map_err(invalid)
 }
 
-fn check(labels: &Labels) -> Result<(), String> {
-    if labels.is_empty() {
-        return Err("service name is required".to_owned());
-    }
+fn invalid(reason: String) -> AppendError {
+    AppendError::invalid_argument(format!("invalid labels in profile: {reason}"))
+}
+
+/// `names` in sorted order.
+fn check<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), String> {
     let mut previous: Option<&str> = None;
-    for label in labels.iter() {
-        if previous == Some(label.name.as_str()) {
-            return Err(format!("duplicate label name: {}", label.name));
+    for name in names {
+        if previous == Some(name) {
+            return Err(format!("duplicate label name: {name}"));
         }
-        if label.name != NAME && !is_valid_label_name(&label.name) {
-            return Err(format!("invalid label name: {}", label.name));
+        if name != NAME && !is_valid_label_name(name) {
+            return Err(format!("invalid label name: {name}"));
         }
-        previous = Some(&label.name);
+        previous = Some(name);
     }
-    Ok(())
+    match previous {
+        None => Err("service name is required".to_owned()),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The push path's rewrite: drops `__*` labels other than `__name__` and
@@ -51,35 +54,42 @@ pub fn for_push<'a>(
         .map(|l| (l.name.as_str(), l.value.as_str()))
         .collect();
     for (name, value) in external {
-        match out.binary_search_by(|(n, _)| (*n).cmp(name.as_str())) {
-            Ok(i) if value.is_empty() => {
-                out.remove(i);
-            }
-            Ok(i) => out[i].1 = value,
-            Err(_) if value.is_empty() => {}
-            Err(i) => out.insert(i, (name, value)),
-        }
+        set(&mut out, name, value);
     }
     out
 }
 
-/// The ingest path's rewrite before validation: `__name__ := service_name`
-/// when `service_name` is set.
-pub fn service_name_as_name(labels: &Labels) -> Labels {
-    let mut out = labels.clone();
+/// The ingest path's label set, borrowed from both inputs and sorted by
+/// name: `__name__ := service_name` when `service_name` is set, then
+/// validated, then `external` applied (they override and an empty value
+/// deletes, labelset `Add`).
+pub fn for_ingest<'a>(
+    labels: &'a Labels,
+    external: &'a [(String, String)],
+) -> Result<Vec<(&'a str, &'a str)>, AppendError> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(labels.len() + external.len() + 1);
+    out.extend(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
     if let Some(service) = labels.get(SERVICE_NAME).filter(|s| !s.is_empty()) {
-        out.set(NAME, service.to_owned());
+        set(&mut out, NAME, service);
     }
-    out
+    check(out.iter().map(|(name, _)| *name)).map_err(invalid)?;
+    for (name, value) in external {
+        set(&mut out, name, value);
+    }
+    Ok(out)
 }
 
-/// The ingest path's merge after validation: external labels override and
-/// an empty value deletes (labelset `Add`).
-pub fn with_external(mut labels: Labels, external: &[(String, String)]) -> Labels {
-    for (name, value) in external {
-        labels.set(name.as_str(), value.as_str());
+/// [`Labels::set`] on borrowed pairs: the same search, so the same label
+/// of a set with duplicates is the one replaced.
+fn set<'a>(pairs: &mut Vec<(&'a str, &'a str)>, name: &'a str, value: &'a str) {
+    match pairs.binary_search_by(|(n, _)| (*n).cmp(name)) {
+        Ok(i) if value.is_empty() => {
+            pairs.remove(i);
+        }
+        Ok(i) => pairs[i].1 = value,
+        Err(_) if value.is_empty() => {}
+        Err(i) => pairs.insert(i, (name, value)),
     }
-    labels
 }
 
 #[cfg(test)]
@@ -172,18 +182,35 @@ mod tests {
             ("__name__", "original-name"),
             ("service_name", "my-service"),
         ]);
-        let named = service_name_as_name(&input);
-        assert_eq!(named.get("__name__"), Some("my-service"));
-        let unchanged = service_name_as_name(&Labels::from_pairs([("__name__", "x")]));
-        assert_eq!(unchanged.get("__name__"), Some("x"));
-        let merged = with_external(
-            Labels::from_pairs([("__name__", "a"), ("env", "staging"), ("drop", "me")]),
-            &[
-                ("env".into(), "prod".into()),
-                ("drop".into(), String::new()),
-            ],
+        assert_eq!(
+            for_ingest(&input, &[]).unwrap(),
+            [("__name__", "my-service"), ("service_name", "my-service")]
         );
-        assert_eq!(merged.get("env"), Some("prod"));
-        assert_eq!(merged.get("drop"), None);
+        let unchanged = Labels::from_pairs([("__name__", "x")]);
+        assert_eq!(for_ingest(&unchanged, &[]).unwrap(), [("__name__", "x")]);
+        let external = [
+            ("env".to_owned(), "prod".to_owned()),
+            ("drop".to_owned(), String::new()),
+            ("added".to_owned(), "1".to_owned()),
+        ];
+        let input = Labels::from_pairs([("__name__", "a"), ("env", "staging"), ("drop", "me")]);
+        assert_eq!(
+            for_ingest(&input, &external).unwrap(),
+            [("__name__", "a"), ("added", "1"), ("env", "prod")]
+        );
+        // Validated before the external labels, as Alloy does.
+        let bad = raw(&[("__name__", "a"), ("bad-name", "1")]);
+        let err = for_ingest(&bad, &external).unwrap_err().message;
+        assert_eq!(
+            err,
+            "invalid labels in profile: invalid label name: bad-name"
+        );
+        let duplicated = raw(&[("__name__", "a"), ("__name__", "b"), ("service_name", "s")]);
+        let err = for_ingest(&duplicated, &[]).unwrap_err().message;
+        assert_eq!(
+            err,
+            "invalid labels in profile: duplicate label name: __name__"
+        );
+        assert!(for_ingest(&Labels::new(), &[]).is_err());
     }
 }

@@ -169,7 +169,8 @@ impl TokenSource {
         let req = Outgoing {
             method: Method::POST,
             uri: self.token_url.clone(),
-            headers,
+            headers: &headers,
+            extra: &[],
             body: Bytes::from(form(pairs)),
         };
         let resp = self

@@ -12,8 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Response, Uri};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, Uri};
 use tokio::time::Instant;
 
 use super::auth::AuthFailure;
@@ -21,7 +20,7 @@ use super::backoff::Backoff;
 use super::endpoint::Endpoint;
 use super::metrics::{KindLatency, observe};
 use super::retry::{Decision, Outcome, classify, parse_retry_after};
-use super::transport::{Outgoing, read_bounded};
+use super::transport::{Outgoing, ResponseBody, read_bounded};
 use crate::codec::timeout::encode_connect_timeout_ms;
 use crate::codec::{Code, connect_error};
 use crate::pipeline::AppendError;
@@ -63,10 +62,14 @@ pub(super) async fn send(
         Kind::Ingest => &ep.metrics.ingest,
     };
     let started = Instant::now();
-    let result = retry_loop(ep, kind, &req, deadline, latency, queued).await;
-    observe(&latency.endpoint, started.elapsed());
+    let result = retry_loop(ep, kind, &req, started, deadline, latency, queued).await;
+    let finished = match &result {
+        Ok(finished) => *finished,
+        Err(_) => Instant::now(),
+    };
+    observe(&latency.endpoint, finished - started);
     match result {
-        Ok(()) => {
+        Ok(_) => {
             ep.metrics.sent(req.bytes, req.profiles);
             Ok(())
         }
@@ -86,37 +89,41 @@ pub(super) async fn send(
     }
 }
 
+/// Returns when the successful attempt ended. `started`: now, read by
+/// the caller (one clock read fewer per request).
 async fn retry_loop(
     ep: &Endpoint,
     kind: Kind,
     req: &Prepared,
+    started: Instant,
     deadline: Option<Instant>,
     latency: &KindLatency,
     queued: bool,
-) -> Result<(), (u32, AppendError)> {
+) -> Result<Instant, (u32, AppendError)> {
     let policy = &ep.policy;
     let mut backoff = Backoff::new(policy.backoff);
-    let mut rng = fastrand::Rng::new();
+    // Seeded only when a retry needs it.
+    let mut rng: Option<fastrand::Rng> = None;
     let mut retries: u32 = 0;
     let mut last: Option<AppendError> = None;
+    let mut now = started;
     loop {
-        let now = Instant::now();
         let timeout = match deadline {
             Some(d) if d <= now => return Err((retries, deadline_error(last))),
             Some(d) => policy.remote_timeout.min(d - now),
             None => policy.remote_timeout,
         };
-        let attempt_started = Instant::now();
         let (outcome, err) = attempt(ep, kind, req, timeout).await;
-        observe(&latency.downstream, attempt_started.elapsed());
-        let Some(err) = err else { return Ok(()) };
+        let ended = Instant::now();
+        observe(&latency.downstream, ended - now);
+        let Some(err) = err else { return Ok(ended) };
         let decision = classify(&outcome, policy.retry_on_http_429);
         let spent = !queued && policy.max_attempts != 0 && retries + 1 >= policy.max_attempts;
         if decision == Decision::GiveUp || spent {
             return Err((retries, err));
         }
-        let mut delay = backoff.next_delay(&mut rng);
-        let now = Instant::now();
+        let mut delay = backoff.next_delay(rng.get_or_insert_with(fastrand::Rng::new));
+        now = ended;
         if let Decision::RetryAfter(after) = decision {
             let room = deadline.map_or(policy.backoff.max(), |d| d.saturating_duration_since(now));
             if after >= room {
@@ -131,6 +138,7 @@ async fn retry_loop(
         }
         tracing::debug!(endpoint = %ep.label, ?delay, error = %err.message, "retrying");
         tokio::time::sleep(delay).await;
+        now = Instant::now();
         retries += 1;
         ep.metrics.retries.inc();
         last = Some(err);
@@ -161,10 +169,11 @@ async fn attempt(
     timeout: Duration,
 ) -> (Outcome, Option<AppendError>) {
     let run = async {
-        let mut headers = req.headers.clone();
+        // At most two: `Authorization`, `connect-timeout-ms`.
+        let mut extra = Vec::new();
         match ep.auth.header().await {
             Ok(Some(v)) if !ep.configured_headers.contains_key(AUTHORIZATION) => {
-                headers.insert(AUTHORIZATION, v);
+                extra.push((AUTHORIZATION, v));
             }
             Ok(_) => {}
             Err(AuthFailure::Local(m)) => {
@@ -176,17 +185,16 @@ async fn attempt(
         }
         if kind == Kind::Push {
             let ms = encode_connect_timeout_ms(timeout.max(Duration::from_millis(1)));
-            headers.insert(
-                "connect-timeout-ms",
-                HeaderValue::try_from(ms).expect("digits"),
-            );
+            let value = HeaderValue::try_from(ms).expect("digits");
+            extra.push((HeaderName::from_static("connect-timeout-ms"), value));
         }
         let sent = ep
             .transport
             .send(Outgoing {
                 method: Method::POST,
                 uri: req.uri.clone(),
-                headers,
+                headers: &req.headers,
+                extra: &extra,
                 body: req.body.clone(),
             })
             .await;
@@ -212,7 +220,7 @@ async fn attempt(
 async fn interpret(
     ep: &Endpoint,
     kind: Kind,
-    resp: Response<Incoming>,
+    resp: Response<ResponseBody>,
 ) -> (Outcome, Option<AppendError>) {
     let status = resp.status().as_u16();
     if resp.status().is_success() {

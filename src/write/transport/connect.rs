@@ -1,4 +1,4 @@
-//! Opens the connections of one endpoint's pool: TCP, optionally through an
+//! Opens the connections of one transport's pool: TCP, optionally through an
 //! HTTP proxy (forwarding for `http://` targets, a CONNECT tunnel for
 //! `https://` ones), then TLS for `https://` targets with ALPN deciding
 //! between HTTP/1.1 and HTTP/2.
@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Uri};
+
+use super::super::http_config::ProxyConfig;
+use super::super::{WriteError, headers};
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -87,7 +90,8 @@ impl Connector {
         }
     }
 
-    async fn connect(self, dst: Uri) -> Result<Conn, BoxError> {
+    /// A stream to `dst`'s host, through the proxy that applies to it.
+    pub async fn connect(&self, dst: Uri) -> Result<Conn, BoxError> {
         let intercept = self.proxy.as_ref().and_then(|p| p.intercept(&dst));
         let Some(proxy) = intercept else {
             return self.dialer.dial(&dst, &self.dialer.tls).await;
@@ -97,10 +101,7 @@ impl Connector {
                 .dialer
                 .dial(proxy.uri(), &self.dialer.proxy_tls)
                 .await?;
-            return Ok(Conn {
-                proxied: true,
-                ..conn
-            });
+            return Ok(conn);
         }
         let mut headers = self
             .proxy
@@ -116,20 +117,6 @@ impl Connector {
         self.dialer
             .handshake(tunneled.io.into_inner(), &dst, &self.dialer.tls)
             .await
-    }
-}
-
-impl Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(dst))
     }
 }
 
@@ -181,31 +168,17 @@ impl Service<Uri> for ProxyDial {
     }
 }
 
-/// One pooled connection's stream and what the pool must know about it.
+/// One connection's stream, and whether ALPN chose HTTP/2 on it.
 pub(super) struct Conn {
     io: TokioIo<Box<dyn Stream>>,
-    /// Requests go in absolute form to a forwarding proxy.
-    proxied: bool,
-    h2: bool,
+    pub h2: bool,
 }
 
 impl Conn {
     fn plain(io: Box<dyn Stream>) -> Self {
         Self {
             io: TokioIo::new(io),
-            proxied: false,
             h2: false,
-        }
-    }
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        let connected = Connected::new().proxy(self.proxied);
-        if self.h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
         }
     }
 }
@@ -250,9 +223,58 @@ impl Write for Conn {
     }
 }
 
+/// `proxy_url` (with `no_proxy`), or the environment's
+/// `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` with `proxy_from_environment`;
+/// `proxy_connect_header` applies to either.
+pub(super) fn proxy_route(
+    endpoint: &str,
+    cfg: &ProxyConfig,
+) -> Result<Option<ProxyRoute>, WriteError> {
+    let bad = |message: String| WriteError::BadProxy {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let mut connect_headers = HeaderMap::new();
+    headers::extend_configured(
+        &mut connect_headers,
+        endpoint,
+        "proxy_connect_header",
+        cfg.proxy_connect_header
+            .iter()
+            .map(|(k, vs)| (k.as_str(), vs.iter().map(|s| s.expose()).collect())),
+        true,
+    )?;
+    if cfg.proxy_from_environment {
+        return Ok(Some(ProxyRoute {
+            matcher: Matcher::from_env(),
+            headers: connect_headers,
+            skip_loopback: true,
+        }));
+    }
+    if cfg.proxy_url.is_empty() {
+        return Ok(None);
+    }
+    let shown = crate::write::endpoint::redacted(&cfg.proxy_url);
+    let url = url::Url::parse(&cfg.proxy_url).map_err(|e| bad(format!("{shown:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(bad(format!(
+            "{shown:?}: only http:// and https:// proxies are supported"
+        )));
+    }
+    Ok(Some(ProxyRoute {
+        matcher: Matcher::builder()
+            .all(cfg.proxy_url.clone())
+            .no(cfg.no_proxy.clone())
+            .build(),
+        headers: connect_headers,
+        skip_loopback: false,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     #[test]
     fn loopback_hosts() {
@@ -262,5 +284,50 @@ mod tests {
         for host in ["example.com", "10.0.0.1", "[::2]", "localhost.example"] {
             assert!(!is_loopback(host), "{host}");
         }
+    }
+
+    fn connect_header() -> std::collections::BTreeMap<String, Vec<Secret>> {
+        [("X-Proxy-Token".to_owned(), vec![Secret::new("abc")])].into()
+    }
+
+    #[test]
+    fn proxy_connect_header_applies_to_the_environment_proxy() {
+        let cfg = ProxyConfig {
+            proxy_from_environment: true,
+            proxy_connect_header: connect_header(),
+            ..Default::default()
+        };
+        let route = proxy_route("e", &cfg).unwrap().unwrap();
+        assert_eq!(route.headers["x-proxy-token"], "abc");
+        // Go never sends loopback destinations to the environment's proxy.
+        assert!(route.skip_loopback);
+    }
+
+    #[test]
+    fn proxy_url_routes_all_but_no_proxy() {
+        let cfg = ProxyConfig {
+            proxy_url: "http://user:pw@proxy:3128".into(),
+            no_proxy: "internal.example".into(),
+            proxy_connect_header: connect_header(),
+            ..Default::default()
+        };
+        let route = proxy_route("e", &cfg).unwrap().unwrap();
+        let via = route
+            .intercept(&"https://backend.example/".parse().unwrap())
+            .unwrap();
+        assert_eq!(via.uri(), "http://proxy:3128/");
+        assert_eq!(via.basic_auth().unwrap(), "Basic dXNlcjpwdw==");
+        assert!(
+            route
+                .intercept(&"http://internal.example/".parse().unwrap())
+                .is_none()
+        );
+        assert!(proxy_route("e", &ProxyConfig::default()).unwrap().is_none());
+        let socks = ProxyConfig {
+            proxy_url: "socks5://p:1080".into(),
+            ..Default::default()
+        };
+        let err = proxy_route("e", &socks).err().unwrap().to_string();
+        assert!(err.contains("only http:// and https:// proxies"), "{err}");
     }
 }
