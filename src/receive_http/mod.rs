@@ -136,6 +136,7 @@ mod reply;
 mod router;
 mod server;
 mod tls;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,6 +151,7 @@ pub use metrics::{
     ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels,
 };
 pub(crate) use tls::server_config_with as tls_server_config;
+pub use workers::Workers;
 
 use crate::pipeline::tap::Tap;
 use crate::runtime::Health;
@@ -161,6 +163,9 @@ use server::Server;
 pub struct ReceiveHttp {
     args: Arguments,
     app: Arc<App>,
+    /// The process's receiving threads, where the server's listeners,
+    /// connections and requests run.
+    workers: Arc<Workers>,
     health: Health,
     /// The server and the `http` block it was built from.
     server: Option<(Server, HttpConfig)>,
@@ -176,6 +181,7 @@ impl ReceiveHttp {
         budget: Arc<RequestBudget>,
         health: Health,
         tap: Arc<Tap>,
+        workers: Arc<Workers>,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
@@ -186,6 +192,7 @@ impl ReceiveHttp {
         let mut component = ReceiveHttp {
             args,
             app,
+            workers,
             health,
             server: None,
         };
@@ -209,9 +216,9 @@ impl ReceiveHttp {
     /// `graceful_shutdown_timeout`.
     pub async fn shutdown(mut self) {
         if let Some((server, _)) = self.server.take() {
-            let (listener, drained) = server.stop().await;
-            drop(listener);
-            let _ = drained.await;
+            let (listeners, draining) = server.stop().await;
+            drop(listeners);
+            draining.wait().await;
         }
         self.app.metrics.remove();
     }
@@ -258,33 +265,42 @@ impl ReceiveHttp {
             if running.listen_address == wanted.listen_address
                 && (wanted.listen_port == running.listen_port
                     || wanted.listen_port == server.local_addr().port()));
-        let (listener, old_drain) = match self.server.take() {
+        let (listeners, old_drain) = match self.server.take() {
             Some((old, _)) if same_address => {
-                let (listener, drain) = old.stop().await;
-                (listener, Some(drain))
+                let (listeners, draining) = old.stop().await;
+                (listeners, Some(draining))
             }
             other => {
                 self.server = other;
                 (None, None)
             }
         };
-        let listener = match listener {
-            Some(listener) => listener,
-            None => server::bind(&wanted).await.map_err(|err| {
-                format!(
-                    "failed to listen on {:?} port {}: {err}",
-                    wanted.listen_address, wanted.listen_port
-                )
-            })?,
+        let listeners = match listeners {
+            Some(listeners) => listeners,
+            None => server::bind(&wanted, self.workers.len())
+                .await
+                .map_err(|err| {
+                    format!(
+                        "failed to listen on {:?} port {}: {err}",
+                        wanted.listen_address, wanted.listen_port
+                    )
+                })?,
         };
         let graceful = self.args.graceful_shutdown_timeout;
-        let server = Server::start(listener, &wanted, tls, self.app.clone(), graceful)
-            .map_err(|err| format!("failed to start the HTTP server: {err}"))?;
+        let server = Server::start(
+            listeners,
+            &wanted,
+            tls,
+            self.app.clone(),
+            graceful,
+            &self.workers,
+        )
+        .map_err(|err| format!("failed to start the HTTP server: {err}"))?;
         tracing::info!(addr = %server.local_addr(), "pyroscope.receive_http listening");
         if let Some((old, _)) = self.server.replace((server, wanted)) {
-            let (listener, drain) = old.stop().await;
-            drop(listener);
-            drop(drain); // finishes in the background
+            let (listeners, draining) = old.stop().await;
+            drop(listeners);
+            drop(draining); // finishes in the background
         }
         drop(old_drain);
         Ok(())

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use pyroscope_relay::codec::Code;
 use pyroscope_relay::pipeline::{AppendError, Appender, Profile, Receiver};
-use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp, RequestBudget};
+use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp, RequestBudget, Workers};
 use pyroscope_relay::runtime::{Health, HealthState};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -128,7 +128,10 @@ impl Relay {
         let budget = RequestBudget::new(1 << 40);
         budget.register(&mut registry);
         let tap = Arc::new(pyroscope_relay::pipeline::tap::Tap::new(id));
-        let component = ReceiveHttp::start(id, args, metrics, budget, health.clone(), tap).await;
+        // Two receiving threads, as on a 2-core machine, whatever this one has.
+        let workers = Arc::new(Workers::start(2).expect("receiving threads"));
+        let component =
+            ReceiveHttp::start(id, args, metrics, budget, health.clone(), tap, workers).await;
         Relay {
             component,
             health,
