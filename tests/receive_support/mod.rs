@@ -39,6 +39,8 @@ pub struct Downstream {
 #[derive(Default)]
 struct DownstreamState {
     received: Vec<Profile>,
+    /// The name of the thread each append ran on.
+    threads: Vec<String>,
     answer: Option<AppendError>,
     delay: Duration,
 }
@@ -51,6 +53,8 @@ impl Appender for Recording {
             let (answer, delay) = {
                 let mut state = self.0.lock().unwrap();
                 state.received.push(profile);
+                let thread = std::thread::current().name().unwrap_or("").to_owned();
+                state.threads.push(thread);
                 (state.answer.clone(), state.delay)
             };
             if !delay.is_zero() {
@@ -85,6 +89,11 @@ impl Downstream {
 
     pub fn received(&self) -> Vec<Profile> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// The names of the threads the appends ran on, in order.
+    pub fn threads(&self) -> Vec<String> {
+        self.state.lock().unwrap().threads.clone()
     }
 
     pub fn count(&self) -> usize {
