@@ -93,8 +93,19 @@
 //! body read and the downstream work too.
 //!
 //! # Limits
-//! `conn_limit` connections are served at once; the accept loop takes a
-//! slot before accepting, so further clients wait in the kernel queue.
+//! `conn_limit` connections are served at once, by all receiving threads
+//! together (one semaphore: the kernel, not we, picks each connection's
+//! thread, so a per-thread share would turn clients away from one thread
+//! while another has room). Each thread waits for a slot after accepting a
+//! connection, so at most one connection per thread waits outside the
+//! kernel's accept queue, where further clients wait.
+//!
+//! # Threads
+//! Connections are served on the process's receiving threads
+//! ([`Workers`], `--receive-threads`): each server binds one listener per
+//! thread on its address with `SO_REUSEPORT` and runs an accept loop on
+//! each, and a request is read, decoded, forwarded and answered on the
+//! thread of its connection.
 //! `max_request_body_size` (256 MiB) is checked against `Content-Length`
 //! before reading and counted while reading; the body is held once, in one
 //! buffer shared by every receiver. Debuginfo uploads are streamed, never
@@ -115,8 +126,10 @@
 //! # Updates
 //! A new `forward_to`, `forward_headers` or body limit is swapped in
 //! atomically and used from the next request. A changed `http` block
-//! starts a new server: on the same address the listening socket is handed
-//! over (no connection refused), and the old connections finish within
+//! starts a new server: on the same address every thread's listening
+//! socket is handed over, with the connection it had accepted and not yet
+//! served (no connection refused); on a new address every thread binds
+//! anew, and the old connections finish within
 //! `graceful_shutdown_timeout`. Certificate files are re-read on every
 //! update. If the new server cannot start (port in use, unreadable
 //! certificate), the old one keeps serving and the component is unhealthy.
