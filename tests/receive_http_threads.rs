@@ -7,7 +7,7 @@
 mod receive_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use http::StatusCode;
@@ -44,17 +44,6 @@ fn both_threads() -> BTreeSet<String> {
     ["receive-http-0", "receive-http-1"]
         .map(String::from)
         .into()
-}
-
-async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]

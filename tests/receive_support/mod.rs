@@ -105,6 +105,18 @@ pub fn internal(message: &str) -> AppendError {
     AppendError::new(Code::Internal, message)
 }
 
+/// Waits up to 5 s for `condition`, checking every 10 ms.
+pub async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Arguments listening on a free loopback port.
 pub fn args(forward_to: &[&Downstream]) -> Arguments {
     let mut args = Arguments {
