@@ -21,7 +21,9 @@ SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
 P_SINK=18401 P_BASE=18402 P_NEW=18403
 T=$(mktemp -d /tmp/pyroscope-relay-ab.XXXXXX)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"' EXIT
+# Waits for the processes, so that a run right after this one finds its
+# ports free.
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$T"' EXIT
 FIX=${FIXTURES:-$ROOT/tests/fixtures}
 head -c 10240 "$FIX/py_folded.txt" >"$T/ingest.txt"
 for _ in 1 2 3 4; do cat "$FIX/push_request.bin"; done >"$T/push.bin"
