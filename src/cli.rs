@@ -203,6 +203,19 @@ struct RunArgs {
     /// memory limit, or of physical memory.
     #[arg(long = "request-memory-limit", value_parser = parse_memory_limit)]
     request_memory_limit: Option<u64>,
+    /// Threads that accept and serve pyroscope.receive_http's connections,
+    /// each with its own listener on the port; a request is handled start
+    /// to end on one of them. Default: one per available core.
+    #[arg(long = "receive-threads", value_parser = parse_receive_threads)]
+    receive_threads: Option<usize>,
+}
+
+fn parse_receive_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("there must be at least 1 receive thread".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a number of threads: {e}")),
+    }
 }
 
 fn parse_memory_limit(s: &str) -> Result<u64, String> {
@@ -272,12 +285,25 @@ async fn run(args: RunArgs) -> ExitCode {
         request_memory_limit: args
             .request_memory_limit
             .unwrap_or_else(crate::receive_http::default_request_memory_limit),
+        receive_threads: args
+            .receive_threads
+            .unwrap_or_else(crate::receive_http::Workers::default_count),
     };
     tracing::info!(
         bytes = options.request_memory_limit,
         "request memory budget (--request-memory-limit)"
     );
-    let runtime = Arc::new(Runtime::new(options, Some(log)));
+    tracing::info!(
+        threads = options.receive_threads,
+        "receiving threads (--receive-threads)"
+    );
+    let runtime = match Runtime::new(options, Some(log)) {
+        Ok(runtime) => Arc::new(runtime),
+        Err(e) => {
+            eprintln!("error: starting the receiving threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let admin = match AdminServer::bind(&args.listen_addr, runtime.clone()).await {
         Ok(admin) => admin,

@@ -346,3 +346,36 @@ fn the_request_memory_limit_flag_sets_the_budget_and_a_bad_one_is_refused() {
         assert!(stderr.contains("--request-memory-limit"), "{stderr}");
     }
 }
+
+#[test]
+fn the_receive_threads_flag_sets_the_serving_threads_and_zero_is_refused() {
+    let backend = Backend::start(Duration::ZERO, 200);
+    let port = free_port();
+    let config = receive_and_write(port, &backend.url());
+    let relay = Relay::spawn_with(&config, &["--receive-threads=3"]);
+    relay.wait_ready(Duration::from_secs(20));
+    for _ in 0..12 {
+        assert_eq!(ingest(port, b"a;b 1").0, 200);
+    }
+    let tasks = format!("/proc/{}/task", relay.child.id());
+    let mut names: Vec<String> = std::fs::read_dir(tasks)
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("receive-http-"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["receive-http-0", "receive-http-1", "receive-http-2"]
+    );
+    drop(relay);
+
+    for bad in ["0", "many"] {
+        let flag = format!("--receive-threads={bad}");
+        let mut relay = Relay::spawn_with(&config, &[&flag]);
+        let (status, stderr) = relay.wait_exit(Duration::from_secs(20));
+        assert!(!status.success(), "{bad}");
+        assert!(stderr.contains("--receive-threads"), "{stderr}");
+    }
+}

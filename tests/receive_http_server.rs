@@ -21,17 +21,6 @@ fn ingest_request() -> http::Request<ClientBody> {
     post("/ingest?name=app", &[], full("profile"))
 }
 
-async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn conn_limit_holds_extra_connections_until_one_closes() {
     let d = Downstream::new("w");
@@ -52,9 +41,12 @@ async fn conn_limit_holds_extra_connections_until_one_closes() {
     assert_eq!(relay.metric(&gauge), Some(2.0));
 
     let mut third = h1_conn(addr).await;
+    // The connection is handed back with the answer: were it dropped with
+    // the task, the server (on its own threads) could count it closed
+    // before the gauge is read below.
     let waiting = tokio::spawn(async move {
         let response = third.send_request(ingest_request()).await.unwrap();
-        read_reply(response).await
+        (read_reply(response).await, third)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -68,9 +60,10 @@ async fn conn_limit_holds_extra_connections_until_one_closes() {
         .await
         .unwrap()
         .unwrap();
+    let (reply, third) = reply;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(relay.metric(&gauge), Some(2.0));
-    drop(second);
+    drop((second, third));
     wait_for(|| relay.metric(&gauge) == Some(0.0), "the gauge to drop").await;
 }
 

@@ -34,54 +34,50 @@ pub enum LabelsetError {
     InvalidLabelName { name: String, character: char },
 }
 
-/// Where the parser is in `service{key=value,...}`.
-enum State {
-    ServiceName,
-    Key,
-    Value,
-    Done,
-}
-
 /// Parses a Pyroscope `name` into labels, the service name as `__name__`.
+///
+/// Every delimiter is ASCII, so the parts are sliced out of `name` by byte
+/// position (one copy each, into the labels) rather than built up a
+/// character at a time.
 pub fn parse(name: &str) -> Result<Labels, LabelsetError> {
     let mut labels = Labels::new();
-    let mut state = State::ServiceName;
-    let mut key = String::new();
-    let mut text = String::new();
-    // The extra `{` ends a name that has no braces.
-    for c in name.chars().chain(['{']) {
-        match state {
-            State::ServiceName if c == '{' => {
-                let service = text.trim();
-                validate_service_name(service)?;
-                labels.set(SERVICE_NAME_LABEL, service);
-                state = State::Key;
-            }
-            State::ServiceName => text.push(c),
-            State::Key => match c {
-                '}' => state = State::Done,
-                '=' => {
-                    text.clear();
-                    state = State::Value;
-                }
-                _ => key.push(c),
-            },
-            State::Value => match c {
-                ',' | '}' => {
-                    let label = key.trim();
-                    if label != SERVICE_NAME_LABEL {
-                        validate_label_name(label)?;
-                    }
-                    labels.set(label, text.trim());
-                    key.clear();
-                    state = if c == '}' { State::Done } else { State::Key };
-                }
-                _ => text.push(c),
-            },
-            State::Done => break,
+    let (service, braced) = match name.split_once('{') {
+        Some((service, rest)) => (service, Some(rest)),
+        None => (name, None),
+    };
+    let service = service.trim();
+    validate_service_name(service)?;
+    labels.set(SERVICE_NAME_LABEL, service);
+    let Some(mut rest) = braced else {
+        return Ok(labels);
+    };
+    // A key runs to `=` (a `}` first ends the set, dropping the key); its
+    // value runs to `,` or `}`; a pair cut off by the end is dropped.
+    while let Some(eq) = find_byte(rest, |b| b == b'=' || b == b'}') {
+        if rest.as_bytes()[eq] == b'}' {
+            break;
         }
+        let after = &rest[eq + 1..];
+        let Some(end) = find_byte(after, |b| b == b',' || b == b'}') else {
+            break;
+        };
+        let label = rest[..eq].trim();
+        if label != SERVICE_NAME_LABEL {
+            validate_label_name(label)?;
+        }
+        labels.set(label, after[..end].trim());
+        if after.as_bytes()[end] == b'}' {
+            break;
+        }
+        rest = &after[end + 1..];
     }
     Ok(labels)
+}
+
+/// The position of the first byte of `s` that `wanted` picks; only for
+/// ASCII bytes, so the position is a character boundary.
+fn find_byte(s: &str, wanted: impl Fn(u8) -> bool) -> Option<usize> {
+    s.bytes().position(wanted)
 }
 
 /// Renders labels as Pyroscope's `Normalized()`: the `__name__` value, then
@@ -189,6 +185,95 @@ fn quote_char(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The character-at-a-time state machine `parse` was before it sliced
+    /// by byte position: the rules written out one state per rule.
+    fn parse_by_chars(name: &str) -> Result<Labels, LabelsetError> {
+        enum State {
+            ServiceName,
+            Key,
+            Value,
+            Done,
+        }
+        let mut labels = Labels::new();
+        let mut state = State::ServiceName;
+        let (mut key, mut text) = (String::new(), String::new());
+        for c in name.chars().chain(['{']) {
+            match state {
+                State::ServiceName if c == '{' => {
+                    let service = text.trim();
+                    validate_service_name(service)?;
+                    labels.set(SERVICE_NAME_LABEL, service);
+                    state = State::Key;
+                }
+                State::ServiceName => text.push(c),
+                State::Key => match c {
+                    '}' => state = State::Done,
+                    '=' => {
+                        text.clear();
+                        state = State::Value;
+                    }
+                    _ => key.push(c),
+                },
+                State::Value => match c {
+                    ',' | '}' => {
+                        let label = key.trim();
+                        if label != SERVICE_NAME_LABEL {
+                            validate_label_name(label)?;
+                        }
+                        labels.set(label, text.trim());
+                        key.clear();
+                        state = if c == '}' { State::Done } else { State::Key };
+                    }
+                    _ => text.push(c),
+                },
+                State::Done => break,
+            }
+        }
+        Ok(labels)
+    }
+
+    #[test]
+    fn slicing_parses_exactly_as_the_state_machine() {
+        let crafted = [
+            "",
+            " ",
+            "a",
+            "a{",
+            "a{}",
+            "a{b}",
+            "a{b=",
+            "a{b=1",
+            "a{b=1}",
+            "a{b=1,}",
+            "a{b=1,,c=2}",
+            "a{=1}",
+            "a{b c=1}",
+            "a{b=1}x{c=2}",
+            "a{b={c}=d,e=f}",
+            "a {b = 1 , c = 2 }",
+            "a{__name__=x,b=2}",
+            "a{b=1,b=2}",
+            "a{b=}",
+            "é{b=1}",
+            "a{é=1}",
+            "a{b=é,c=2}",
+            "{b=1}",
+            "a/b.c-d{x.y=1}",
+            "a{b=1}}",
+            "a{{b=1}",
+        ];
+        let alphabet: Vec<char> = "ab_.{}=, é/".chars().collect();
+        let random = (0..5_000).map(|_| {
+            let len = fastrand::usize(0..16);
+            (0..len)
+                .map(|_| alphabet[fastrand::usize(..alphabet.len())])
+                .collect::<String>()
+        });
+        for name in crafted.iter().map(|s| s.to_string()).chain(random) {
+            assert_eq!(parse(&name), parse_by_chars(&name), "{name:?}");
+        }
+    }
 
     fn pairs(name: &str) -> Vec<(String, String)> {
         parse(name)

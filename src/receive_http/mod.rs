@@ -93,8 +93,19 @@
 //! body read and the downstream work too.
 //!
 //! # Limits
-//! `conn_limit` connections are served at once; the accept loop takes a
-//! slot before accepting, so further clients wait in the kernel queue.
+//! `conn_limit` connections are served at once, by all receiving threads
+//! together (one semaphore: the kernel, not we, picks each connection's
+//! thread, so a per-thread share would turn clients away from one thread
+//! while another has room). Each thread waits for a slot after accepting a
+//! connection, so at most one connection per thread waits outside the
+//! kernel's accept queue, where further clients wait.
+//!
+//! # Threads
+//! Connections are served on the process's receiving threads
+//! ([`Workers`], `--receive-threads`): each server binds one listener per
+//! thread on its address with `SO_REUSEPORT` and runs an accept loop on
+//! each, and a request is read, decoded, forwarded and answered on the
+//! thread of its connection.
 //! `max_request_body_size` (256 MiB) is checked against `Content-Length`
 //! before reading and counted while reading; the body is held once, in one
 //! buffer shared by every receiver. Debuginfo uploads are streamed, never
@@ -115,8 +126,10 @@
 //! # Updates
 //! A new `forward_to`, `forward_headers` or body limit is swapped in
 //! atomically and used from the next request. A changed `http` block
-//! starts a new server: on the same address the listening socket is handed
-//! over (no connection refused), and the old connections finish within
+//! starts a new server: on the same address every thread's listening
+//! socket is handed over, with the connection it had accepted and not yet
+//! served (no connection refused); on a new address every thread binds
+//! anew, and the old connections finish within
 //! `graceful_shutdown_timeout`. Certificate files are re-read on every
 //! update. If the new server cannot start (port in use, unreadable
 //! certificate), the old one keeps serving and the component is unhealthy.
@@ -136,6 +149,7 @@ mod reply;
 mod router;
 mod server;
 mod tls;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,6 +164,7 @@ pub use metrics::{
     ConnLabels, CutLabels, DebuginfoCallLabels, Metrics, RequestLabels, RouteLabels,
 };
 pub(crate) use tls::server_config_with as tls_server_config;
+pub use workers::Workers;
 
 use crate::pipeline::tap::Tap;
 use crate::runtime::Health;
@@ -161,6 +176,9 @@ use server::Server;
 pub struct ReceiveHttp {
     args: Arguments,
     app: Arc<App>,
+    /// The process's receiving threads, where the server's listeners,
+    /// connections and requests run.
+    workers: Arc<Workers>,
     health: Health,
     /// The server and the `http` block it was built from.
     server: Option<(Server, HttpConfig)>,
@@ -176,6 +194,7 @@ impl ReceiveHttp {
         budget: Arc<RequestBudget>,
         health: Health,
         tap: Arc<Tap>,
+        workers: Arc<Workers>,
     ) -> ReceiveHttp {
         let app = Arc::new(App::new(
             Settings::from_arguments(&args),
@@ -186,6 +205,7 @@ impl ReceiveHttp {
         let mut component = ReceiveHttp {
             args,
             app,
+            workers,
             health,
             server: None,
         };
@@ -209,9 +229,9 @@ impl ReceiveHttp {
     /// `graceful_shutdown_timeout`.
     pub async fn shutdown(mut self) {
         if let Some((server, _)) = self.server.take() {
-            let (listener, drained) = server.stop().await;
-            drop(listener);
-            let _ = drained.await;
+            let (listeners, draining) = server.stop().await;
+            drop(listeners);
+            draining.wait().await;
         }
         self.app.metrics.remove();
     }
@@ -258,33 +278,42 @@ impl ReceiveHttp {
             if running.listen_address == wanted.listen_address
                 && (wanted.listen_port == running.listen_port
                     || wanted.listen_port == server.local_addr().port()));
-        let (listener, old_drain) = match self.server.take() {
+        let (listeners, old_drain) = match self.server.take() {
             Some((old, _)) if same_address => {
-                let (listener, drain) = old.stop().await;
-                (listener, Some(drain))
+                let (listeners, draining) = old.stop().await;
+                (listeners, Some(draining))
             }
             other => {
                 self.server = other;
                 (None, None)
             }
         };
-        let listener = match listener {
-            Some(listener) => listener,
-            None => server::bind(&wanted).await.map_err(|err| {
-                format!(
-                    "failed to listen on {:?} port {}: {err}",
-                    wanted.listen_address, wanted.listen_port
-                )
-            })?,
+        let listeners = match listeners {
+            Some(listeners) => listeners,
+            None => server::bind(&wanted, self.workers.len())
+                .await
+                .map_err(|err| {
+                    format!(
+                        "failed to listen on {:?} port {}: {err}",
+                        wanted.listen_address, wanted.listen_port
+                    )
+                })?,
         };
         let graceful = self.args.graceful_shutdown_timeout;
-        let server = Server::start(listener, &wanted, tls, self.app.clone(), graceful)
-            .map_err(|err| format!("failed to start the HTTP server: {err}"))?;
+        let server = Server::start(
+            listeners,
+            &wanted,
+            tls,
+            self.app.clone(),
+            graceful,
+            &self.workers,
+        )
+        .map_err(|err| format!("failed to start the HTTP server: {err}"))?;
         tracing::info!(addr = %server.local_addr(), "pyroscope.receive_http listening");
         if let Some((old, _)) = self.server.replace((server, wanted)) {
-            let (listener, drain) = old.stop().await;
-            drop(listener);
-            drop(drain); // finishes in the background
+            let (listeners, draining) = old.stop().await;
+            drop(listeners);
+            drop(draining); // finishes in the background
         }
         drop(old_drain);
         Ok(())

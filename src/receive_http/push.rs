@@ -94,7 +94,7 @@ pub(super) fn rpc_outcome(
         response,
         route,
         protocol: protocol_label(protocol),
-        status: status.to_owned(),
+        status: status.into(),
         body_unread,
     }
 }

@@ -1,13 +1,14 @@
 //! Routes a request to `/ingest`, the push RPC or the debuginfo routes,
 //! answers everything else with 404 or 405, and records the request metric.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::CONNECTION;
-use http::{HeaderName, HeaderValue, Method, Request, Version};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 use http_body::Body;
 use tokio::time::Instant;
 
@@ -108,7 +109,7 @@ pub(super) struct Outcome {
     pub response: HttpResponse,
     pub route: &'static str,
     pub protocol: &'static str,
-    pub status: String,
+    pub status: Cow<'static, str>,
     /// The request body was not read to its end, so an HTTP/1 connection
     /// must not be reused.
     pub body_unread: bool,
@@ -116,7 +117,7 @@ pub(super) struct Outcome {
 
 impl Outcome {
     pub fn new(response: HttpResponse, route: &'static str, protocol: &'static str) -> Self {
-        let status = response.status().as_u16().to_string();
+        let status = status_label(response.status());
         Self {
             response,
             route,
@@ -124,6 +125,19 @@ impl Outcome {
             status,
             body_unread: false,
         }
+    }
+}
+
+/// The `status` label of an HTTP answer: its code, without formatting a
+/// new string for the codes this server sends.
+fn status_label(status: StatusCode) -> Cow<'static, str> {
+    const SENT: [&str; 13] = [
+        "200", "400", "404", "405", "408", "413", "415", "429", "500", "501", "502", "503", "504",
+    ];
+    let code = status.as_str();
+    match SENT.iter().find(|sent| **sent == code) {
+        Some(sent) => Cow::Borrowed(sent),
+        None => Cow::Owned(code.to_owned()),
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Options {
     /// The request memory budget shared by every `pyroscope.receive_http`
     /// (`--request-memory-limit`), in bytes.
     pub request_memory_limit: u64,
+    /// How many receiving threads serve every `pyroscope.receive_http`
+    /// (`--receive-threads`).
+    pub receive_threads: usize,
 }
 
 struct Component {
@@ -107,11 +110,16 @@ pub struct ComponentHealth {
 }
 
 impl Runtime {
-    pub fn new(options: Options, log: Option<LogHandle>) -> Self {
+    /// Starts the receiving threads; fails only when the system cannot
+    /// start a thread.
+    pub fn new(options: Options, log: Option<LogHandle>) -> std::io::Result<Self> {
         let mut registry = Registry::default();
         crate::telemetry::register_process_metrics(&mut registry);
-        let families = Families::register(&mut registry, options.request_memory_limit);
-        Self {
+        let workers = Arc::new(crate::receive_http::Workers::start(
+            options.receive_threads,
+        )?);
+        let families = Families::register(&mut registry, options.request_memory_limit, workers);
+        Ok(Self {
             options,
             registry: Arc::new(registry),
             families,
@@ -119,7 +127,7 @@ impl Runtime {
             ready: AtomicBool::new(false),
             log,
             admin_guard: ArcSwap::from_pointee(Guard::default()),
-        }
+        })
     }
 
     pub fn registry(&self) -> &Registry {

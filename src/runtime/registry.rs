@@ -149,17 +149,21 @@ pub struct Families {
     pub archive: Arc<archive::Metrics>,
     /// Not a family: the one request memory budget, with its metrics.
     pub request_budget: Arc<receive_http::RequestBudget>,
+    /// Not a family: the receiving threads every receive_http serves on.
+    pub receive_workers: Arc<receive_http::Workers>,
 }
 
 impl Families {
     pub fn register(
         registry: &mut prometheus_client::registry::Registry,
         request_memory_limit: u64,
+        receive_workers: Arc<receive_http::Workers>,
     ) -> Self {
         let request_budget = receive_http::RequestBudget::new(request_memory_limit);
         request_budget.register(registry);
         Self {
             request_budget,
+            receive_workers,
             receive_http: Arc::new(receive_http::Metrics::register(registry)),
             write: Arc::new(write::Metrics::register(registry)),
             relabel: Arc::new(relabel::Metrics::register(registry)),
@@ -206,6 +210,7 @@ impl Running {
                     families.request_budget.clone(),
                     health,
                     receiver.tap().clone(),
+                    families.receive_workers.clone(),
                 )
                 .await,
             )),

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use pyroscope_relay::codec::Code;
 use pyroscope_relay::pipeline::{AppendError, Appender, Profile, Receiver};
-use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp, RequestBudget};
+use pyroscope_relay::receive_http::{Arguments, Metrics, ReceiveHttp, RequestBudget, Workers};
 use pyroscope_relay::runtime::{Health, HealthState};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -39,6 +39,8 @@ pub struct Downstream {
 #[derive(Default)]
 struct DownstreamState {
     received: Vec<Profile>,
+    /// The name of the thread each append ran on.
+    threads: Vec<String>,
     answer: Option<AppendError>,
     delay: Duration,
 }
@@ -51,6 +53,8 @@ impl Appender for Recording {
             let (answer, delay) = {
                 let mut state = self.0.lock().unwrap();
                 state.received.push(profile);
+                let thread = std::thread::current().name().unwrap_or("").to_owned();
+                state.threads.push(thread);
                 (state.answer.clone(), state.delay)
             };
             if !delay.is_zero() {
@@ -87,6 +91,11 @@ impl Downstream {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The names of the threads the appends ran on, in order.
+    pub fn threads(&self) -> Vec<String> {
+        self.state.lock().unwrap().threads.clone()
+    }
+
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().received.len()
     }
@@ -94,6 +103,18 @@ impl Downstream {
 
 pub fn internal(message: &str) -> AppendError {
     AppendError::new(Code::Internal, message)
+}
+
+/// Waits up to 5 s for `condition`, checking every 10 ms.
+pub async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Arguments listening on a free loopback port.
@@ -128,7 +149,10 @@ impl Relay {
         let budget = RequestBudget::new(1 << 40);
         budget.register(&mut registry);
         let tap = Arc::new(pyroscope_relay::pipeline::tap::Tap::new(id));
-        let component = ReceiveHttp::start(id, args, metrics, budget, health.clone(), tap).await;
+        // Two receiving threads, as on a 2-core machine, whatever this one has.
+        let workers = Arc::new(Workers::start(2).expect("receiving threads"));
+        let component =
+            ReceiveHttp::start(id, args, metrics, budget, health.clone(), tap, workers).await;
         Relay {
             component,
             health,
