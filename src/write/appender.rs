@@ -121,16 +121,13 @@ where
         [] => return Ok(()),
         [only] => {
             let result = send(only).await;
-            tap::note(|| tap::describe_answer(&only.label, &result));
+            tap::note(|| answer_note(only, &result));
             return result;
         }
         many => join_all(many.iter().map(|ep| send(ep))).await,
     };
     for (endpoint, result) in state.endpoints.iter().zip(&results) {
-        tap::note(|| tap::Note::Answer {
-            to: Arc::from(endpoint.label.as_str()),
-            error: result.as_ref().err().cloned(),
-        });
+        tap::note(|| answer_note(endpoint, result));
     }
     let mut errors = results.into_iter().filter_map(Result::err);
     let Some(mut first) = errors.next() else {
@@ -141,6 +138,14 @@ where
         first.message.push_str(&other.message);
     }
     Err(first)
+}
+
+/// What the live tap shows of an endpoint's answer.
+fn answer_note(endpoint: &Endpoint, result: &Result<(), AppendError>) -> tap::Note {
+    tap::Note::Answer {
+        to: Arc::from(endpoint.label.as_str()),
+        error: result.as_ref().err().cloned(),
+    }
 }
 
 /// The appender behind the `receiver` export.

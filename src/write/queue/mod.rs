@@ -205,6 +205,9 @@ impl Queue {
         // from the writer's first tick.
         let now = crate::telemetry::civil_time::unix_nanos(std::time::SystemTime::now());
         for p in &progress {
+            if p.cap_at(log.next_id()) {
+                tracing::warn!(component_id, endpoint = %p.key, next_id = log.next_id(), "queue checkpoint was ahead of the log (damage or a power loss at its end); resuming at the log's end");
+            }
             p.start_at(&log);
             p.publish_gauges(now);
         }

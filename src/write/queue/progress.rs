@@ -68,6 +68,19 @@ impl Progress {
         }
     }
 
+    /// A checkpoint ahead of the log (damage at its end, or a power loss
+    /// under a sync period, took ids back): the position moves back to the
+    /// log's next id, or the records written from now on would be skipped
+    /// as already delivered. Returns whether it moved.
+    pub fn cap_at(&self, next_id: u64) -> bool {
+        if self.position() <= next_id {
+            return false;
+        }
+        self.set_position(next_id);
+        self.lock_read().next_id = next_id;
+        true
+    }
+
     /// Places the reader at its position (or the oldest record after it).
     pub fn start_at(&self, log: &Log) {
         let mut read = self.lock_read();
