@@ -217,12 +217,7 @@ fn on_exit_the_backlog_is_sent_first_within_drain_timeout() {
         "{log}"
     );
     assert!(log.contains("queue closed; nothing left to send"), "{log}");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_pyroscope-relay"))
-        .args(["queue", "status", "--json", "--storage.path"])
-        .arg(relay.storage())
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let v = relay.queue_status();
     assert_eq!(v["queues"][0]["pending_profiles"], 0, "{v}");
 }
 

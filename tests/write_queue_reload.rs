@@ -150,13 +150,7 @@ fn queue_status_reads_a_stopped_relays_queue_as_json() {
     let mut relay = RelayProc::start(dir.path(), &config(port, &[backend.url()], true));
     send(port, "status", 0..7);
     relay.stop();
-    let out = Command::new(BIN)
-        .args(["queue", "status", "--json", "--storage.path"])
-        .arg(relay.storage())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = relay.queue_status();
     let q = &v["queues"][0];
     assert_eq!(q["component"], "pyroscope.write.out");
     assert_eq!(q["endpoint"], backend.url());

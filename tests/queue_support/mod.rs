@@ -309,6 +309,22 @@ impl RelayProc {
     pub fn storage(&self) -> PathBuf {
         self.dir.join("data")
     }
+
+    /// `pyroscope-relay queue status --json` on this relay's storage path,
+    /// asserting the command succeeds.
+    pub fn queue_status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(["queue", "status", "--json", "--storage.path"])
+            .arg(self.storage())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
 
 impl Drop for RelayProc {
