@@ -78,7 +78,7 @@ CFG
 config $P_PLAIN "" >"$T/plain.alloy"
 config $P_QUEUE 'queue {
     max_size = "'$((BACKLOG_MIB * 4))'MiB"
-    sync     = "always"
+    sync     = "'"${QUEUE_SYNC:-always}"'"
   }' >"$T/queue.alloy"
 
 wait_ready() { # admin-port

@@ -46,6 +46,7 @@
 //! at the next intact record; bytes at the end with no intact record after
 //! them (a torn write) are cut off the active segment.
 
+mod closer;
 #[cfg(test)]
 mod damage_tests;
 mod disk;

@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
+use super::closer::Closer;
 use super::disk::Disk;
 use super::record::{self, PREFIX, Prefix};
 use super::segment::{self, Magic};
@@ -71,6 +72,7 @@ pub(crate) struct Core {
     requested: bool,
     /// Written but not yet synced (only under `SyncPolicy::Every`).
     dirty_since: Option<Instant>,
+    closer: Closer,
 }
 
 impl Control<'_> {
@@ -179,6 +181,9 @@ impl Control<'_> {
         }
         table.disk_bytes -= seg.size;
         drop(table);
+        if !self.w.failing {
+            self.w.closer.close(seg.file);
+        }
         if let Err(e) = segment::sync_dir(&self.w.cfg.disk, &self.w.cfg.dir) {
             tracing::warn!(error = %e, "could not sync the log directory after a delete");
         }
@@ -203,6 +208,7 @@ impl Core {
             failing: false,
             requested: false,
             dirty_since: None,
+            closer: Closer::default(),
         }
     }
 

@@ -16,11 +16,23 @@ use crate::storage::{Control, Owner, StorageError, Written, save_positions};
 /// batch's own.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+type Positions = BTreeMap<String, u64>;
+
+/// A checkpoint being saved on a thread of its own: its fsyncs of a file
+/// and of the directory take 10-30 ms on ext4 (each a journal commit), and
+/// on the writer thread every acknowledgement waited behind them (the
+/// acknowledgement p99 in docs/performance.md, "The durable queue").
+struct Saving {
+    positions: Positions,
+    thread: std::thread::JoinHandle<Result<(), StorageError>>,
+}
+
 pub(super) struct QueueOwner {
     shared: Arc<Shared>,
-    saved: BTreeMap<String, u64>,
+    saved: Positions,
     /// When `saved` was last written.
     saved_at: Instant,
+    saving: Option<Saving>,
     /// Whether the 90% warning was logged since the queue last dropped
     /// below 80%.
     warned_full: bool,
@@ -32,6 +44,7 @@ impl QueueOwner {
             shared,
             saved: BTreeMap::new(),
             saved_at: Instant::now(),
+            saving: None,
             warned_full: false,
         }
     }
@@ -94,27 +107,60 @@ impl QueueOwner {
         endpoints.iter().map(|p| p.position()).min()
     }
 
+    /// Saves the positions once a second (on a thread of its own) or, when
+    /// `now`, at once on this thread after any save in progress.
     fn checkpoint(&mut self, now: bool) {
-        if !now && self.saved_at.elapsed() < CHECKPOINT_EVERY {
+        if self
+            .saving
+            .as_ref()
+            .is_some_and(|s| now || s.thread.is_finished())
+        {
+            self.finish_saving();
+        }
+        if self.saving.is_some() || (!now && self.saved_at.elapsed() < CHECKPOINT_EVERY) {
             return;
         }
         let endpoints = self.shared.endpoints().clone();
         if endpoints.iter().any(|p| !p.is_started()) {
             return;
         }
-        let positions: BTreeMap<String, u64> = endpoints
+        let positions: Positions = endpoints
             .iter()
             .map(|p| (p.key.clone(), p.position()))
             .collect();
-        if positions != self.saved {
-            match save_positions(&self.shared.dir, &positions) {
-                Ok(()) => {
-                    self.saved = positions.clone();
-                    self.saved_at = Instant::now();
-                }
-                Err(e) => {
-                    tracing::warn!(component_id = %self.shared.component_id, error = %e, "could not checkpoint queue positions");
-                }
+        if positions == self.saved {
+            return;
+        }
+        self.saved_at = Instant::now();
+        if !now {
+            let dir = self.shared.dir.clone();
+            let to_save = positions.clone();
+            let spawned = std::thread::Builder::new()
+                .name("queue-checkpoint".into())
+                .spawn(move || save_positions(&dir, &to_save));
+            if let Ok(thread) = spawned {
+                self.saving = Some(Saving { positions, thread });
+                return;
+            }
+        }
+        let result = save_positions(&self.shared.dir, &positions);
+        self.saved(positions, result);
+    }
+
+    fn finish_saving(&mut self) {
+        if let Some(Saving { positions, thread }) = self.saving.take() {
+            let result = thread.join().unwrap_or_else(|_| {
+                Err(StorageError::Write("the checkpoint thread panicked".into()))
+            });
+            self.saved(positions, result);
+        }
+    }
+
+    fn saved(&mut self, positions: Positions, result: Result<(), StorageError>) {
+        match result {
+            Ok(()) => self.saved = positions,
+            Err(e) => {
+                tracing::warn!(component_id = %self.shared.component_id, error = %e, "could not checkpoint queue positions");
             }
         }
     }
