@@ -9,6 +9,11 @@ cargo --version
 rustup component list --installed 2>/dev/null | grep -E 'rustfmt|clippy' || \
   rustup component add rustfmt clippy
 
+# jemalloc (the allocator) is built from C with make.
+if ! command -v make >/dev/null && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make >/dev/null
+fi
+
 echo "== the repository stands alone"
 # Tests read fixtures from tests/fixtures, never from a folder beside the clone.
 if grep -rnI --exclude-dir=target --exclude-dir=.git --exclude-dir=node_modules \
