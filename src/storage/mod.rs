@@ -56,6 +56,7 @@ mod fault_tests;
 mod model_tests;
 mod positions;
 mod reader;
+mod recent;
 mod record;
 #[cfg(test)]
 mod recovery_tests;
@@ -216,6 +217,7 @@ pub struct Log {
     magic: Magic,
     table: SharedTable,
     committed: watch::Receiver<u64>,
+    recent: Arc<recent::RecentBatches>,
     tx: Option<Mutex<mpsc::Sender<Request>>>,
     writer: Option<JoinHandle<()>>,
     #[cfg(test)]
@@ -276,10 +278,12 @@ impl Log {
             fsync_observer: options.fsync_observer,
             disk: options.disk,
         };
+        let recent = Arc::new(recent::RecentBatches::default());
         let core = Core::new(
             cfg,
             Arc::clone(&table),
             committed_tx,
+            Arc::clone(&recent),
             (active_id, file, size),
         );
         let (tx, rx) = mpsc::channel();
@@ -293,6 +297,7 @@ impl Log {
             magic: options.magic,
             table,
             committed,
+            recent,
             tx: Some(Mutex::new(tx)),
             writer: Some(handle),
             #[cfg(test)]
@@ -316,6 +321,7 @@ impl Log {
             magic,
             table: Arc::new(Mutex::new(table)),
             committed,
+            recent: Default::default(),
             tx: None,
             writer: None,
             #[cfg(test)]

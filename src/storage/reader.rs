@@ -107,6 +107,12 @@ impl Log {
                 }
                 continue;
             }
+            if let Some(record) = self.recent.record_at(cursor.segment, cursor.offset)
+                && cursor.offset + record.len() <= size
+            {
+                cursor.offset += record.len();
+                return Ok(Next::Record(record));
+            }
             let Some(p) = self.read_here(cursor, PREFIX as u64)? else {
                 continue;
             };

@@ -10,12 +10,14 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 use super::closer::Closer;
 use super::disk::Disk;
+use super::recent::RecentBatches;
 use super::record::{self, PREFIX, Prefix};
 use super::segment::{self, Magic};
 use super::table::{SegmentInfo, SharedTable, lock};
@@ -73,6 +75,7 @@ pub(crate) struct Core {
     /// Written but not yet synced (only under `SyncPolicy::Every`).
     dirty_since: Option<Instant>,
     closer: Closer,
+    recent: Arc<RecentBatches>,
 }
 
 impl Control<'_> {
@@ -196,6 +199,7 @@ impl Core {
         cfg: Config,
         table: SharedTable,
         committed: watch::Sender<u64>,
+        recent: Arc<RecentBatches>,
         active: (u64, File, u64),
     ) -> Self {
         Self {
@@ -209,6 +213,7 @@ impl Core {
             requested: false,
             dirty_since: None,
             closer: Closer::default(),
+            recent,
         }
     }
 
@@ -481,12 +486,17 @@ impl Core {
             }
             table.disk_bytes += size;
         }
-        if let Some(last) = written.last() {
-            *first_unwritten = last.id + 1;
-            self.committed.send_replace(last.id + 1);
+        let next_id = written.last().map(|w| w.id + 1);
+        drop(written);
+        // Before the readers are told: a reader woken by the new id finds
+        // the batch in memory.
+        self.recent
+            .push(self.active_id, at, bytes::Bytes::from(std::mem::take(buf)));
+        if let Some(next_id) = next_id {
+            *first_unwritten = next_id;
+            self.committed.send_replace(next_id);
         }
         self.active_size += size;
-        buf.clear();
         staged.clear();
         Ok(())
     }
