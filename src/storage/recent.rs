@@ -17,10 +17,10 @@ use super::RecordBytes;
 use super::record::{PREFIX, Prefix};
 
 /// Bytes of recent batches kept.
-const KEEP_BYTES: usize = 8 << 20;
+const KEEP_BYTES: usize = 2 << 20;
 /// A larger batch is not kept: a record sliced from it keeps all of it in
 /// memory while the record is being sent.
-const MAX_BATCH_BYTES: usize = 1 << 20;
+const MAX_BATCH_BYTES: usize = 512 << 10;
 
 #[derive(Default)]
 pub(crate) struct RecentBatches {
@@ -136,7 +136,7 @@ mod tests {
         let (big, _) = batch(1, 2, MAX_BATCH_BYTES);
         recent.push(1, 8, big);
         assert!(recent.record_at(1, 8).is_none());
-        let (one, _) = batch(3, 1, 512 << 10);
+        let (one, _) = batch(3, 1, 128 << 10);
         let len = one.len() as u64;
         let n = (KEEP_BYTES as u64 / len) + 4;
         for i in 0..n {
