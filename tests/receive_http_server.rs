@@ -476,3 +476,28 @@ async fn a_rebind_lets_keep_alive_clients_finish_their_requests() {
     assert!(tail.is_empty(), "then closed");
     assert_eq!(d.count(), 3);
 }
+
+/// A request head (request line and headers) of up to 64 KiB is read; a
+/// larger one is answered `431` without reaching the receiver.
+#[tokio::test]
+async fn a_request_head_over_64_kib_gets_431() {
+    let d = Downstream::new("ok");
+    let relay = Relay::start(args(&[&d])).await;
+    let request = |pad: usize| {
+        format!(
+            "POST /ingest?name=app HTTP/1.1\r\nhost: relay\r\nx-pad: {}\r\ncontent-length: 7\r\n\r\nprofile",
+            "a".repeat(pad)
+        )
+    };
+    let mut fits = TcpStream::connect(relay.addr()).await.unwrap();
+    fits.write_all(request(60 << 10).as_bytes()).await.unwrap();
+    let answer = read_response(&mut fits).await.unwrap();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+
+    let mut too_large = TcpStream::connect(relay.addr()).await.unwrap();
+    // The server may answer and close before the whole head is written.
+    let _ = too_large.write_all(request(70 << 10).as_bytes()).await;
+    let answer = read_response(&mut too_large).await.unwrap();
+    assert!(answer.starts_with("http/1.1 431"), "{answer}");
+    assert_eq!(d.count(), 1, "only the first reached the receiver");
+}

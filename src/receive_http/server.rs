@@ -224,6 +224,15 @@ impl Server {
     }
 }
 
+/// The largest HTTP/1.1 request head (request line and headers) read; a
+/// larger one gets `431 Request Header Fields Too Large`. It is also the
+/// most a connection's read buffer grows to: with hyper's default (about
+/// 400 KiB) every connection receiving a large body held a 400 KiB buffer,
+/// 25 MiB with 64 such connections (docs/performance.md, "Targets: met,
+/// missed, and why"). Envoy's default limit is 60 KiB, Go's (Alloy's) 1 MiB
+/// (docs/compatibility.md).
+const MAX_REQUEST_HEAD_BYTES: usize = 64 << 10;
+
 /// hyper's HTTP/1.1 builder. The header timeout is ours (see `clock`), so
 /// hyper's own is off.
 fn http1_builder() -> http1::Builder {
@@ -232,6 +241,7 @@ fn http1_builder() -> http1::Builder {
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true);
+    http1.max_buf_size(MAX_REQUEST_HEAD_BYTES);
     http1
 }
 
