@@ -15,12 +15,16 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
+mod control;
+
+pub use control::Control;
+
 use super::closer::Closer;
 use super::disk::Disk;
 use super::recent::RecentBatches;
 use super::record::{self, PREFIX, Prefix};
 use super::segment::{self, Magic};
-use super::table::{SegmentInfo, SharedTable, lock};
+use super::table::{SharedTable, lock};
 use super::{Entry, Owner, StorageError, SyncPolicy, Written};
 use crate::telemetry::civil_time::unix_nanos;
 
@@ -52,11 +56,6 @@ pub(crate) struct Config {
     pub disk: Disk,
 }
 
-/// The part of the writer an owner's hooks may act on.
-pub struct Control<'a> {
-    w: &'a mut Core,
-}
-
 pub(crate) struct Core {
     cfg: Config,
     table: SharedTable,
@@ -76,122 +75,6 @@ pub(crate) struct Core {
     dirty_since: Option<Instant>,
     closer: Closer,
     recent: Arc<RecentBatches>,
-}
-
-impl Control<'_> {
-    /// Every segment, oldest first.
-    pub fn segments(&self) -> Vec<SegmentInfo> {
-        lock(&self.w.table).infos()
-    }
-
-    pub fn disk_bytes(&self) -> u64 {
-        lock(&self.w.table).disk_bytes
-    }
-
-    pub fn now_nanos(&self) -> i64 {
-        unix_nanos((self.w.cfg.clock)())
-    }
-
-    /// Whether the last write failed (the disk may be full).
-    pub fn failing(&self) -> bool {
-        self.w.failing
-    }
-
-    /// Whether this maintenance was asked for ([`super::Log::maintain`],
-    /// e.g. before closing) rather than run after a batch or on a tick:
-    /// work an owner spaces out (checkpoints) should be done now.
-    pub fn requested(&self) -> bool {
-        self.w.requested
-    }
-
-    /// The size of an empty segment.
-    pub fn magic_len(&self) -> u64 {
-        self.w.cfg.magic.len() as u64
-    }
-
-    /// Calls `each` for every record of the oldest segment (headers only).
-    pub fn scan_oldest(&self, mut each: impl FnMut(Written<'_>)) {
-        let Some((first, path)) = lock(&self.w.table)
-            .segments
-            .iter()
-            .next()
-            .map(|(id, s)| (*id, s.path.clone()))
-        else {
-            return;
-        };
-        let scanned = segment::scan(&path, &self.w.cfg.magic, false, first, None, |r| {
-            each(Written {
-                id: r.head.id,
-                arrival_nanos: r.head.arrival_nanos,
-                segment: first,
-                offset: r.offset,
-                prefix: r.prefix,
-                meta: r.head.meta,
-            })
-        });
-        if let Err(e) = scanned {
-            tracing::warn!(segment = %path.display(), error = %e, "could not read a segment before deleting it");
-        }
-    }
-
-    /// Deletes the oldest segment (closing the active one first when it is
-    /// the oldest and holds records). `None` when only an empty active
-    /// segment is left, a new segment could not be started, or the file
-    /// could not be deleted.
-    pub fn drop_oldest(&mut self) -> Option<SegmentInfo> {
-        let oldest = *lock(&self.w.table).infos().first()?;
-        // A segment sealed after a failed write is never written again, so
-        // it can go without a new one being started first (which a full
-        // disk may not allow); the next batch starts one.
-        if oldest.active && self.w.active.is_some() {
-            if oldest.count == 0 {
-                return None;
-            }
-            if let Err(e) = self.w.rotate() {
-                tracing::warn!(error = %e, "could not start a new segment to delete the old one");
-                return None;
-            }
-        }
-        let mut table = lock(&self.w.table);
-        let info = *table.infos().first()?;
-        if info.active {
-            // The last segment, sealed: with no file left named by the next
-            // id, ids would start again at 1 after a restart, below the
-            // owner's checkpointed positions (the queue would take the new
-            // records for delivered ones). An empty file keeps the name; it
-            // needs no data block, so a full disk allows it. The next batch
-            // starts its segment there.
-            // (A segment named by the next id holds no record: it stays.)
-            if info.first_id == table.next_id {
-                return None;
-            }
-            let keep = self.w.cfg.dir.join(segment::file_name(table.next_id));
-            if let Err(e) = self.w.cfg.disk.create(&keep) {
-                tracing::warn!(segment = %keep.display(), error = %e, "could not keep the next id on disk; the last segment stays");
-                return None;
-            }
-        }
-        let (first, seg) = table.segments.pop_first()?;
-        // Unlinking needs no free space, so a full disk can still be emptied.
-        match self.w.cfg.disk.remove(&seg.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment; it stays");
-                table.segments.insert(first, seg);
-                return None;
-            }
-        }
-        table.disk_bytes -= seg.size;
-        drop(table);
-        if !self.w.failing {
-            self.w.closer.close(seg.file);
-        }
-        if let Err(e) = segment::sync_dir(&self.w.cfg.disk, &self.w.cfg.dir) {
-            tracing::warn!(error = %e, "could not sync the log directory after a delete");
-        }
-        Some(info)
-    }
 }
 
 impl Core {
