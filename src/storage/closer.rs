@@ -61,15 +61,8 @@ mod tests {
 
     #[test]
     fn a_released_file_is_cut_down_in_chunks_then_closed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("segment");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
+        // Unlinked already, as a deleted segment is.
+        let file = tempfile::tempfile().unwrap();
         file.set_len(9 << 20).unwrap();
         let file = Arc::new(file);
         let watcher = Arc::clone(&file);

@@ -521,14 +521,7 @@ fn load(
             min_arrival = min_arrival.min(r.head.arrival_nanos);
             max_arrival = max_arrival.max(r.head.arrival_nanos);
             max_id = Some(r.head.id);
-            recovered(Written {
-                id: r.head.id,
-                arrival_nanos: r.head.arrival_nanos,
-                segment: first,
-                offset: r.offset,
-                prefix: r.prefix,
-                meta: r.head.meta,
-            });
+            recovered(r.written(first));
         });
         let scan = match scan {
             Err(StorageError::Io {

@@ -6,9 +6,9 @@ use std::io::{BufReader, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::StorageError;
 use super::disk::Disk;
 use super::record::{self, Head, PREFIX, Prefix};
+use super::{StorageError, Written};
 
 /// The first bytes of every segment file: which log it belongs to and the
 /// format version.
@@ -69,6 +69,20 @@ pub struct Scanned<'a> {
     pub offset: u64,
     pub prefix: Prefix,
     pub head: Head<'a>,
+}
+
+impl<'a> Scanned<'a> {
+    /// The record as an owner's hooks see it, in segment `segment`.
+    pub fn written(&self, segment: u64) -> Written<'a> {
+        Written {
+            id: self.head.id,
+            arrival_nanos: self.head.arrival_nanos,
+            segment,
+            offset: self.offset,
+            prefix: self.prefix,
+            meta: self.head.meta,
+        }
+    }
 }
 
 /// What a scan found besides the records.

@@ -178,10 +178,7 @@ impl Core {
                 answers.push((reply, Err(e.clone())));
                 continue;
             }
-            let needed: u64 = entries
-                .iter()
-                .map(|e| record::encoded_len(e.meta.len(), e.body.len()))
-                .sum();
+            let needed = encoded_bytes(&entries);
             if let Err(e) = owner.admit(needed, &mut Control { w: self }) {
                 answers.push((reply, Err(e)));
                 continue;
@@ -438,16 +435,23 @@ impl Core {
     }
 }
 
+/// What `entries` take encoded in the log.
+fn encoded_bytes(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| record::encoded_len(e.meta.len(), e.body.len()))
+        .sum()
+}
+
 /// What a batch's records take encoded, capped at a segment's worth of
 /// batch (a batch that fills a segment is written in pieces).
 fn batch_bytes(batch: &[Request]) -> usize {
     let encoded: u64 = batch
         .iter()
-        .flat_map(|r| match r {
-            Request::Append { entries, .. } => entries.as_slice(),
-            Request::Maintain(_) | Request::SetSync(_) => &[],
+        .map(|r| match r {
+            Request::Append { entries, .. } => encoded_bytes(entries),
+            Request::Maintain(_) | Request::SetSync(_) => 0,
         })
-        .map(|e| record::encoded_len(e.meta.len(), e.body.len()))
         .sum();
     encoded.min(MAX_BATCH_BYTES as u64 * 2) as usize
 }

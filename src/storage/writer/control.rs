@@ -54,14 +54,7 @@ impl Control<'_> {
             return;
         };
         let scanned = segment::scan(&path, &self.w.cfg.magic, false, first, None, |r| {
-            each(Written {
-                id: r.head.id,
-                arrival_nanos: r.head.arrival_nanos,
-                segment: first,
-                offset: r.offset,
-                prefix: r.prefix,
-                meta: r.head.meta,
-            })
+            each(r.written(first))
         });
         if let Err(e) = scanned {
             tracing::warn!(segment = %path.display(), error = %e, "could not read a segment before deleting it");
