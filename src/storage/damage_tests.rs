@@ -70,9 +70,10 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
 /// record (its body checked), `None` for a damaged one stepped over.
 fn read_all(log: &Log, from: u64) -> Vec<Option<u64>> {
     let mut cursor = log.seek(from).unwrap();
+    let mut ahead = ReadAhead::default();
     let mut out = Vec::new();
     for _ in 0..100 {
-        match log.read_next(&mut cursor).unwrap() {
+        match log.read_next(&mut cursor, &mut ahead).unwrap() {
             Next::Record(r) => {
                 let id = r.head().id;
                 if r.body().len() == 100 {
@@ -327,13 +328,17 @@ async fn positions_ahead_of_behind_and_beside_the_data() {
     let at = positions(dir.path(), 50);
     let (log, _, _) = open(dir.path());
     let mut cursor = log.seek(at).unwrap();
-    assert!(matches!(log.read_next(&mut cursor), Ok(Next::CaughtUp)));
+    let mut ahead = ReadAhead::default();
+    assert!(matches!(
+        log.read_next(&mut cursor, &mut ahead),
+        Ok(Next::CaughtUp)
+    ));
     let entry = Entry {
         meta: Vec::new(),
         body: bytes::Bytes::from_static(b"after"),
     };
     assert_eq!(log.append(vec![entry]).await.unwrap(), 10..11);
-    let Ok(Next::Record(r)) = log.read_next(&mut cursor) else {
+    let Ok(Next::Record(r)) = log.read_next(&mut cursor, &mut ahead) else {
         panic!("the new record is not read")
     };
     assert_eq!(r.head().id, 10);

@@ -87,7 +87,7 @@ async fn a_failed_rotation_seals_the_segment_so_ids_stay_in_the_segment_their_na
     let (log, ids, _) = open(dir.path());
     assert_eq!(ids, [1, 2]);
     let mut cursor = log.seek(2).unwrap();
-    let Ok(Next::Record(record)) = log.read_next(&mut cursor) else {
+    let Ok(Next::Record(record)) = log.read_next(&mut cursor, &mut ReadAhead::default()) else {
         panic!("record 2 is not found from its id")
     };
     assert_eq!(record.head().id, 2);
@@ -146,7 +146,7 @@ async fn a_segment_deleted_under_a_reader_is_stepped_over() {
             .is_none()
     );
     let mut cursor = cursor;
-    let Ok(Next::Record(record)) = log.read_next(&mut cursor) else {
+    let Ok(Next::Record(record)) = log.read_next(&mut cursor, &mut ReadAhead::default()) else {
         panic!("the reader did not move on")
     };
     assert_eq!(record.head().id, 2);

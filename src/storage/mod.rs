@@ -65,7 +65,7 @@ mod table;
 mod writer;
 
 pub use positions::{load_positions, save_positions};
-pub use reader::{Cursor, Next};
+pub use reader::{Cursor, Next, ReadAhead};
 pub use record::{
     Head, MetaReader, PREFIX, Prefix, checksum, decode_head, encoded_len, put_str, put_varint,
 };

@@ -1,15 +1,46 @@
 //! Reading records back in order from a position, as the queue's
 //! per-endpoint senders do.
 
+use bytes::Bytes;
+
 use super::record::{self, PREFIX, Prefix};
 use super::table::lock;
 use super::{Log, RecordBytes, StorageError};
+
+/// How much of a segment one file read takes in when a reader is behind
+/// the batches kept in memory: records are then sliced from it instead of
+/// costing two reads and an allocation each.
+const READ_AHEAD_BYTES: u64 = 256 << 10;
 
 /// A place in the log: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub segment: u64,
     pub offset: u64,
+}
+
+/// The bytes a reader last took in from a segment (see
+/// [`READ_AHEAD_BYTES`]). Bytes below a segment's readable size never
+/// change while the log is open, so a piece stays valid for as long as its
+/// segment exists; it belongs to one open [`Log`] (after a reopen a torn
+/// tail may have been cut and written again).
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    segment: u64,
+    offset: u64,
+    data: Bytes,
+}
+
+impl ReadAhead {
+    /// `len` bytes at `offset` of `segment`, if this piece holds them.
+    fn slice(&self, segment: u64, offset: u64, len: u64) -> Option<Bytes> {
+        if segment != self.segment || offset < self.offset {
+            return None;
+        }
+        let start = usize::try_from(offset - self.offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= self.data.len()).then(|| self.data.slice(start..end))
+    }
 }
 
 /// What [`Log::read_next`] found.
@@ -91,8 +122,13 @@ impl Log {
     }
 
     /// Reads the record at `cursor` and moves past it. A segment deleted
-    /// under the cursor is left for the next one.
-    pub fn read_next(&self, cursor: &mut Cursor) -> Result<Next, StorageError> {
+    /// under the cursor is left for the next one. `ahead` is the reader's
+    /// own: keep it with the cursor from one call to the next.
+    pub fn read_next(
+        &self,
+        cursor: &mut Cursor,
+        ahead: &mut ReadAhead,
+    ) -> Result<Next, StorageError> {
         loop {
             let Some((size, active, skip_to)) = self.locate(cursor) else {
                 return Ok(Next::CaughtUp);
@@ -113,10 +149,10 @@ impl Log {
                 cursor.offset += record.len();
                 return Ok(Next::Record(record));
             }
-            let Some(p) = self.read_here(cursor, PREFIX as u64)? else {
+            let Some(p) = self.read_ahead(cursor, PREFIX as u64, size, ahead)? else {
                 continue;
             };
-            let prefix = match Prefix::parse(p.as_slice().try_into().expect("12 bytes")) {
+            let prefix = match Prefix::parse(p[..].try_into().expect("12 bytes")) {
                 Ok(prefix) if cursor.offset + prefix.record_len() <= size => prefix,
                 Ok(_) | Err(_) => {
                     let why = format!(
@@ -130,21 +166,43 @@ impl Log {
                     return Ok(Next::Corrupt(why));
                 }
             };
-            let Some(buf) = self.read_here(cursor, prefix.record_len())? else {
+            let Some(buf) = self.read_ahead(cursor, prefix.record_len(), size, ahead)? else {
                 continue;
             };
             cursor.offset += prefix.record_len();
             return match record::verify(&buf) {
                 Ok(_) if record::decode_head(&buf[PREFIX..prefix.body_start()]).is_ok() => {
-                    Ok(Next::Record(RecordBytes {
-                        prefix,
-                        bytes: bytes::Bytes::from(buf),
-                    }))
+                    Ok(Next::Record(RecordBytes { prefix, bytes: buf }))
                 }
                 Ok(_) => Ok(Next::Corrupt("undecodable record header".into())),
                 Err(e) => Ok(Next::Corrupt(e.to_string())),
             };
         }
+    }
+
+    /// `len` bytes at the cursor, from `ahead` or from a new piece of up to
+    /// [`READ_AHEAD_BYTES`] (never past `size`, the readable end); `None`
+    /// when the segment was deleted since it was located.
+    fn read_ahead(
+        &self,
+        cursor: &Cursor,
+        len: u64,
+        size: u64,
+        ahead: &mut ReadAhead,
+    ) -> Result<Option<Bytes>, StorageError> {
+        if let Some(bytes) = ahead.slice(cursor.segment, cursor.offset, len) {
+            return Ok(Some(bytes));
+        }
+        let want = len.max(READ_AHEAD_BYTES.min(size.saturating_sub(cursor.offset)));
+        let Some(data) = self.read_here(cursor, want)? else {
+            return Ok(None);
+        };
+        *ahead = ReadAhead {
+            segment: cursor.segment,
+            offset: cursor.offset,
+            data: Bytes::from(data),
+        };
+        Ok(ahead.slice(cursor.segment, cursor.offset, len))
     }
 
     /// `len` bytes at the cursor; `None` when its segment was deleted since

@@ -91,6 +91,8 @@ impl Harness {
             .log()
             .seek(loaded)
             .map_err(|e| TestCaseError::fail(format!("seek: {e}")))?;
+        // A reader's piece belongs to the log it was read from.
+        self.ahead = ReadAhead::default();
         self.last_read = None;
         // Read everything back: a reader that loops fails the bound.
         let bound = self.model.committed.len() + self.model.maybe.len() + 1;

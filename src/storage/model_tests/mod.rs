@@ -128,6 +128,7 @@ struct Harness {
     delivered: Arc<AtomicU64>,
     log: Option<Log>,
     cursor: Cursor,
+    ahead: ReadAhead,
     /// The last id the reader returned in this open.
     last_read: Option<u64>,
     model: Model,
@@ -146,6 +147,7 @@ impl Harness {
                 segment: 0,
                 offset: 0,
             },
+            ahead: ReadAhead::default(),
             last_read: None,
             model: Model {
                 checkpoints: vec![0],
@@ -346,7 +348,7 @@ impl Harness {
     /// Reads the next record; false when caught up.
     fn read_one(&mut self) -> Result<bool, TestCaseError> {
         let log = self.log.as_ref().expect("an open log");
-        let next = log.read_next(&mut self.cursor);
+        let next = log.read_next(&mut self.cursor, &mut self.ahead);
         let next = next.map_err(|e| TestCaseError::fail(format!("read_next: {e}")))?;
         let record = match next {
             Next::Record(r) => r,

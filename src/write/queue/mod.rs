@@ -3,11 +3,11 @@
 //!
 //! An append is acknowledged once its downstream request is in the log
 //! ([`crate::storage`]; fsynced first under `sync = "always"`), whatever
-//! the backends do. Each endpoint has its own sender task and its own
-//! position in the log: it reads records in order, keeps up to
-//! `max_in_flight` requests going, retries transient failures until the
-//! record's `max_age`, and moves its position past every record delivered
-//! or given up on. Positions are checkpointed to `POSITIONS` every second,
+//! the backends do. Each endpoint has its own sender, on a thread of its
+//! own (see [`sender::start`]), and its own position in the log: it reads
+//! records in order, keeps up to `max_in_flight` requests going, retries
+//! transient failures until the record's `max_age`, and moves its position
+//! past every record delivered or given up on. Positions are checkpointed to `POSITIONS` every second,
 //! and a segment is deleted once every endpoint's position has passed it.
 //! After a crash, records past the last checkpoint are sent again: delivery
 //! is at least once.
@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::endpoint::Endpoint;
 use super::outgoing::Request;
@@ -112,7 +111,7 @@ impl Shared {
 struct SenderTask {
     progress: Arc<Progress>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    running: sender::Running,
 }
 
 /// A running queue.
@@ -226,16 +225,16 @@ impl Queue {
     fn spawn_sender(&self, progress: Arc<Progress>, endpoint: Arc<Endpoint>) {
         progress.endpoint.store(Some(endpoint));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(sender::run(
+        let running = sender::start(
             Arc::clone(&self.shared),
             Arc::clone(&self.log),
             Arc::clone(&progress),
             stopped,
-        ));
+        );
         self.tasks().push(SenderTask {
             progress,
             stop,
-            task,
+            running,
         });
     }
 
@@ -263,7 +262,7 @@ impl Queue {
         };
         for t in removed {
             let _ = t.stop.send(true);
-            let _ = t.task.await;
+            t.running.stopped().await;
             self.shared.endpoints().retain(|p| p.key != t.progress.key);
             let (profiles, _) = t.progress.pending();
             t.progress
@@ -366,7 +365,7 @@ impl Queue {
             let _ = t.stop.send(true);
         }
         for t in tasks {
-            let _ = t.task.await;
+            t.running.stopped().await;
         }
         self.log.maintain().await;
         let component_id = &self.shared.component_id;

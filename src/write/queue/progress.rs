@@ -8,12 +8,13 @@ use std::sync::{Mutex, MutexGuard};
 use arc_swap::ArcSwapOption;
 
 use super::metrics::EndpointQueueMetrics;
-use crate::storage::{Cursor, Log};
+use crate::storage::{Cursor, Log, ReadAhead};
 use crate::write::endpoint::Endpoint;
 
 /// Where the sender reads next.
 pub(super) struct ReadState {
     pub cursor: Cursor,
+    pub ahead: ReadAhead,
     /// One past the id of the last record read (or skipped).
     pub next_id: u64,
 }
@@ -48,6 +49,7 @@ impl Progress {
                     segment: 0,
                     offset: 0,
                 },
+                ahead: ReadAhead::default(),
                 next_id: start,
             }),
             position: AtomicU64::new(start),

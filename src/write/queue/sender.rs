@@ -3,13 +3,15 @@
 //! what was delivered or given up on.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::metrics::DropReason;
@@ -24,6 +26,69 @@ use crate::write::send::send;
 
 /// How often an idle sender looks again (max_age, a settings change).
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// A sender started by [`start`].
+pub(super) struct Running {
+    done: oneshot::Receiver<()>,
+}
+
+impl Running {
+    /// Returns once the sender has returned (after its stop signal).
+    pub async fn stopped(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Starts an endpoint's sender on a thread of its own (`queue-send`) with a
+/// current-thread runtime, where its requests and their connections run
+/// too: on the process's multi-thread runtime the wake-ups between the
+/// sender and its connections' tasks crossed threads, and a backlog drained
+/// at 68 k profiles/s instead of 103 k (docs/performance.md, "The durable
+/// queue"). If no runtime or thread can be had it runs on the current
+/// runtime instead.
+pub(super) fn start(
+    shared: Arc<Shared>,
+    log: Arc<Log>,
+    progress: Arc<Progress>,
+    stop: watch::Receiver<bool>,
+) -> Running {
+    let (finished, done) = oneshot::channel();
+    let sender: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        run(shared, log, progress, stop).await;
+        let _ = finished.send(());
+    });
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => {
+            // The future goes over a channel rather than into the closure so
+            // that it is still ours if the thread cannot be started.
+            let (hand, handed) = std::sync::mpsc::sync_channel(1);
+            let thread = std::thread::Builder::new()
+                .name("queue-send".into())
+                .spawn(move || {
+                    if let Ok(sender) = handed.recv() {
+                        runtime.block_on(sender);
+                    }
+                });
+            match thread {
+                Ok(_) => {
+                    let _ = hand.send(sender);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a queue sender thread; sending from the main runtime");
+                    tokio::spawn(sender);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a runtime for a queue sender; sending from the main runtime");
+            tokio::spawn(sender);
+        }
+    }
+    Running { done }
+}
 
 /// Records that go out as one downstream request.
 struct Unit {
@@ -95,7 +160,11 @@ fn next_unit(shared: &Shared, log: &Log, progress: &Progress) -> Option<Unit> {
     let mut unit: Option<Unit> = None;
     loop {
         let before = read.cursor;
-        let record = match log.read_next(&mut read.cursor) {
+        let next = {
+            let read = &mut *read;
+            log.read_next(&mut read.cursor, &mut read.ahead)
+        };
+        let record = match next {
             Ok(Next::Record(r)) => r,
             Ok(Next::CaughtUp) => return unit,
             Ok(Next::Corrupt(why)) => {
