@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::metrics::DropReason;
 use super::progress::Progress;
@@ -109,6 +109,10 @@ pub(super) async fn run(
     let mut in_flight = FuturesUnordered::new();
     // First id of each unit in flight -> its arrival.
     let mut outstanding: BTreeMap<u64, i64> = BTreeMap::new();
+    // One timer for the whole loop: a fresh `sleep` per pass put a timer
+    // in and out of the wheel, with a clock read, for every request.
+    let mut idle_check = tokio::time::interval(IDLE_CHECK);
+    idle_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let settings = shared.settings.load_full();
         while in_flight.len() < settings.max_in_flight.max(1) {
@@ -122,13 +126,17 @@ pub(super) async fn run(
         tokio::select! {
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 outstanding.remove(&done);
+                // Every other finished one too, before the next pass.
+                while let Some(Some(done)) = in_flight.next().now_or_never() {
+                    outstanding.remove(&done);
+                }
             }
             changed = written.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
-            _ = tokio::time::sleep(IDLE_CHECK) => {}
+            _ = idle_check.tick() => {}
             _ = stop.changed() => return,
         }
     }
