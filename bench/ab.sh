@@ -8,54 +8,31 @@
 #   BASE=/path/to/old/pyroscope-relay bash bench/ab.sh
 #   BASE=... NEW=... ROUNDS=5 DURATION=10 NEW_ARGS='--receive-threads 1' bash bench/ab.sh
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 : "${BASE:?BASE=path of the binary to compare against}"
-NEW=${NEW:-$CARGO_TARGET_DIR/release/pyroscope-relay}
-[[ -n ${NEW_BUILT:-} ]] || (cd "$ROOT" && cargo build --release -q)
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-(cd "$ROOT/bench/sink" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" cargo build --release -q --offline)
-SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
 P_SINK=18401 P_BASE=18402 P_NEW=18403
-T=$(mktemp -d /tmp/pyroscope-relay-ab.XXXXXX)
-PIDS=()
-# Waits for the processes, so that a run right after this one finds its
-# ports free.
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$T"' EXIT
-FIX=${FIXTURES:-$ROOT/tests/fixtures}
-head -c 10240 "$FIX/py_folded.txt" >"$T/ingest.txt"
+bench_init ab
+need wrk
+[[ -n ${NEW_BUILT:-} ]] || build_relay
+build_sink
+NEW=${NEW:-$CARGO_TARGET_DIR/release/pyroscope-relay}
+ingest_body >"$T/ingest.txt"
 for _ in 1 2 3 4; do cat "$FIX/push_request.bin"; done >"$T/push.bin"
-INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
 "$SINK" $P_SINK "$(nproc)" & PIDS+=($!)
 start() { # name binary port admin_port extra_args
-  cat >"$T/$1.alloy" <<CFG
-pyroscope.receive_http "in" {
-  http {
-    listen_address = "127.0.0.1"
-    listen_port = $3
-    conn_limit = 0
-  }
-  forward_to = [pyroscope.write.out.receiver]
-}
-pyroscope.write "out" {
-  endpoint { url = "http://127.0.0.1:$P_SINK" }
-}
-CFG
+  relay_config "$3" $P_SINK >"$T/$1.alloy"
   # shellcheck disable=SC2086
   "$2" run "$T/$1.alloy" --server.http.listen-addr "127.0.0.1:$4" --storage.path "$T/$1-data" \
     --log.level warn $5 &
 }
 start base "$BASE" $P_BASE 18404 "${BASE_ARGS:-}"; BASE_PID=$!; PIDS+=($BASE_PID)
 start new "$NEW" $P_NEW 18405 "${NEW_ARGS:-}"; NEW_PID=$!; PIDS+=($NEW_PID)
-for p in $P_SINK $P_BASE $P_NEW; do
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
-done
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for p in $P_SINK $P_BASE $P_NEW; do wait_port $p; done
 run() { # workload name port pid
   local body ct path connect=""
-  if [[ $1 == push ]]; then body=$T/push.bin ct=application/proto path=/push.v1.PusherService/Push connect=1
+  if [[ $1 == push ]]; then body=$T/push.bin ct=application/proto path=$PUSH_PATH connect=1
   else body=$T/ingest.txt ct=binary/octet-stream path=$INGEST_Q; fi
   local before after line
   before=$(cpu_ticks "$4")
@@ -63,9 +40,9 @@ run() { # workload name port pid
     "http://127.0.0.1:$3$path" 2>&1 | grep '^RESULT') || true
   after=$(cpu_ticks "$4")
   local reqs rps
-  reqs=$(sed -E 's/.*reqs=([0-9]+).*/\1/' <<<"$line") rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")
+  reqs=$(field reqs <<<"$line") rps=$(field rps <<<"$line")
   printf '%s %s %s %s\n' "$1" "$2" "$rps" \
-    "$(awk -v t=$((after - before)) -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.4f", t / hz / r * 1000}')" \
+    "$(awk -v t=$((after - before)) -v r="$reqs" -v hz="$TICK" 'BEGIN{printf "%.4f", t / hz / r * 1000}')" \
     | tee -a "$T/results" >&2
 }
 for r in $(seq 1 "$ROUNDS"); do

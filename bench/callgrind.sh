@@ -7,43 +7,25 @@
 #   TAP=1 bash bench/callgrind.sh      # with one live tap reader on receive_http
 #   QUEUE=1 bash bench/callgrind.sh    # pyroscope.write with `queue {}` (sync = "always")
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 # KEEP=path keeps the callgrind output file.
 N=${N:-3000} C=${C:-8} TOP=${TOP:-30}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
-(cd "$ROOT" && cargo build --release -q)
-(cd "$ROOT/bench/sink" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" cargo build --release -q --offline)
-T=$(mktemp -d /tmp/pyroscope-relay-callgrind.XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"' EXIT
-"$CARGO_TARGET_DIR/bench-sink/release/bench-sink" 18301 2 & PIDS+=($!)
-cat >"$T/relay.alloy" <<CFG
-pyroscope.receive_http "in" {
-  http {
-    listen_address = "127.0.0.1"
-    listen_port = 18302
-    conn_limit = 0
-  }
-  forward_to = [pyroscope.write.out.receiver]
-}
-pyroscope.write "out" {
-  endpoint { url = "http://127.0.0.1:18301" }
-  ${QUEUE:+queue {\}}
-}
-CFG
-FIX=${FIXTURES:-$ROOT/tests/fixtures}
+bench_init callgrind
+need valgrind
+need h2load nghttp2-client
+build_relay_and_sink
+"$SINK" 18301 2 & PIDS+=($!)
+relay_config 18302 18301 "${QUEUE:+queue {\}}" >"$T/relay.alloy"
 if [[ ${ROUTE:-ingest} == push ]]; then
   for _ in 1 2 3 4; do cat "$FIX/push_request.bin"; done >"$T/body"
-  URL='http://127.0.0.1:18302/push.v1.PusherService/Push'
+  URL="http://127.0.0.1:18302$PUSH_PATH"
   HEADERS=(-H 'content-type: application/proto' -H 'connect-protocol-version: 1')
 else
-  head -c 10240 "$FIX/py_folded.txt" >"$T/body"
-  URL='http://127.0.0.1:18302/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
+  ingest_body >"$T/body"
+  URL="http://127.0.0.1:18302$INGEST_Q"
   HEADERS=(-H 'content-type: binary/octet-stream')
 fi
-valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$CARGO_TARGET_DIR/release/pyroscope-relay" run "$T/relay.alloy" \
+valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "$RELAY" run "$T/relay.alloy" \
   --server.http.listen-addr 127.0.0.1:18303 --storage.path "$T/data" --log.level warn 2>"$T/vg.log" & RP=$!; PIDS+=($RP)
 for i in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/18302) 2>/dev/null && break; sleep 0.2; done
 if [[ -n ${TAP:-} ]]; then

@@ -22,74 +22,35 @@
 # the same file system as /tmp (so fsync is the disk's). Everything it
 # starts is stopped on exit.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 BACKLOG_MIB=${QUEUE_BACKLOG_MIB:-1024}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 P_SINK=18501 P_PLAIN=18502 P_PLAIN_ADMIN=18503 P_QUEUE=18504 P_QUEUE_ADMIN=18505
 
-log() { printf '[bench-queue %s] %s\n' "$(date +%T)" "$*" >&2; }
-
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-log "building the relay and the sink"
-(cd "$ROOT" && cargo build --release -q)
-(cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
-  { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
-RELAY=$CARGO_TARGET_DIR/release/pyroscope-relay
-SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
-
-T=$(mktemp -d /tmp/pyroscope-relay-bench-queue.XXXXXX)
+bench_init queue
+need wrk
+build_relay_and_sink
+# The processes by role, for stopping one of them; PIDS has them all.
 declare -A PID=()
-cleanup() {
-  local p
-  for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-head -c 10240 "$ROOT/tests/fixtures/py_folded.txt" >"$T/body"
+ingest_body >"$T/body"
 BODY_BYTES=$(stat -c %s "$T/body")
 
-config() { # port queue-block
-  cat <<CFG
-pyroscope.receive_http "in" {
-  http {
-    listen_address = "127.0.0.1"
-    listen_port = $1
-    conn_limit = 0
-  }
-  forward_to = [pyroscope.write.out.receiver]
-}
-pyroscope.write "out" {
-  endpoint {
-    url = "http://127.0.0.1:$P_SINK"
-    min_backoff_period = "100ms"
-    max_backoff_period = "1s"
-  }
-  $2
-}
-CFG
-}
-config $P_PLAIN "" >"$T/plain.alloy"
-config $P_QUEUE 'queue {
+BACKOFF='min_backoff_period = "100ms"
+    max_backoff_period = "1s"'
+relay_config $P_PLAIN $P_SINK "" "$BACKOFF" >"$T/plain.alloy"
+relay_config $P_QUEUE $P_SINK 'queue {
     max_size = "'$((BACKLOG_MIB * 4))'MiB"
     sync     = "'"${QUEUE_SYNC:-always}"'"
-  }' >"$T/queue.alloy"
+  }' "$BACKOFF" >"$T/queue.alloy"
 
-wait_ready() { # admin-port
-  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/-/ready" >/dev/null && return 0; sleep 0.05; done
-  log "not ready on $1"; return 1
-}
-start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; sleep 0.3; }
+start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; PIDS+=($!); sleep 0.3; }
 stop_sink() { kill "${PID[sink]}"; wait "${PID[sink]}" 2>/dev/null || true; unset 'PID[sink]'; }
 start_relay() { # name port admin
   "$RELAY" run "$T/$1.alloy" --server.http.listen-addr "127.0.0.1:$3" \
-    --storage.path "$T/data-$1" --log.level warn 2>>"$T/$1.log" & PID[$1]=$!
+    --storage.path "$T/data-$1" --log.level warn 2>>"$T/$1.log" & PID[$1]=$!; PIDS+=($!)
   wait_ready "$3"
 }
 stop_relay() { # name
@@ -100,13 +61,10 @@ metric() { # admin-port name -> summed value
   curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 && (substr($0, length(n) + 1, 1) ~ /[{ ]/) {s += $NF} END {printf "%.0f\n", s}'
 }
 
-url() { echo "http://127.0.0.1:$1/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy"; }
+url() { echo "http://127.0.0.1:$1$INGEST_Q"; }
 wrk_run() { # port seconds [delay_ms] -> RESULT line
   BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "$(url "$1")" | grep '^RESULT'
 }
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 start_sink
 start_relay plain $P_PLAIN $P_PLAIN_ADMIN

@@ -10,13 +10,12 @@
 # (h2load) when missing, and oha (open-loop load) with `cargo install`.
 # Everything it starts is stopped on exit.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 IDLE_CONNS=${IDLE_CONNS:-16384}
 WRITE_DOC=${WRITE_DOC:-1}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 CORES=$(nproc)
 
 # Ports (all on 127.0.0.1).
@@ -24,7 +23,7 @@ P_SINK=18201 P_SINK2=18202
 P_RELAY=18210 P_RELAY_ADMIN=18211 P_FAN=18220 P_FAN_ADMIN=18221
 P_NGX=18230 P_NGX_H2C=18231 P_NGX_FAN=18232
 
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+bench_init run
 
 # --- tools -----------------------------------------------------------------
 missing=()
@@ -51,32 +50,14 @@ if ((IDLE_CONNS > NOFILE - 1000)); then
   IDLE_CONNS=$((NOFILE - 1000))
 fi
 
-log "building the relay and the sink"
-(cd "$ROOT" && cargo build --release -q)
-(cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
-  { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
-RELAY=$CARGO_TARGET_DIR/release/pyroscope-relay
-SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
+build_relay_and_sink
 
-# --- scratch dir, cleanup --------------------------------------------------
-T=$(mktemp -d /tmp/pyroscope-relay-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 RES=$T/results.tsv
 : >"$RES"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"; }
 
 # --- bodies ----------------------------------------------------------------
 # The captured agent payloads (py_folded.txt, push_request.bin).
-FIX=${FIXTURES:-$ROOT/tests/fixtures}
 [[ -f $FIX/py_folded.txt && -f $FIX/push_request.bin ]] ||
   { log "no py_folded.txt / push_request.bin in $FIX: set FIXTURES=<dir>"; exit 1; }
 python3 - "$FIX" "$T" <<'PY'
@@ -98,19 +79,8 @@ push = open(f"{fix}/push_request.bin", "rb").read() * 4
 open(f"{t}/push.bin", "wb").write(push)
 open(f"{t}/push.grpc", "wb").write(b"\0" + struct.pack(">I", len(push)) + push)
 PY
-INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
-PUSH_PATH=/push.v1.PusherService/Push
 
 # --- processes -------------------------------------------------------------
-wait_port() { # port
-  local i
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  log "port $1 did not open"; exit 1
-}
-
 "$SINK" $P_SINK "$CORES" & SINK_PID=$!; PIDS+=($SINK_PID)
 "$SINK" $P_SINK2 "$CORES" & SINK2_PID=$!; PIDS+=($SINK2_PID)
 
@@ -191,7 +161,7 @@ pids_of() { # relay|fanout|nginx|nginx_fan|sink
 port_of() {
   case $1 in relay) echo $P_RELAY ;; fanout) echo $P_FAN ;; nginx) echo $P_NGX ;; nginx_fan) echo $P_NGX_FAN ;; sink) echo $P_SINK ;; esac
 }
-cpu_ticks() { # pid -> "utime stime" in clock ticks
+cpu_user_sys() { # pid -> "utime stime" in clock ticks
   local f
   f=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || { echo "0 0"; return; }
   set -- $f
@@ -199,7 +169,7 @@ cpu_ticks() { # pid -> "utime stime" in clock ticks
 }
 cpu_sum() { # pids... -> "user sys" summed, in clock ticks
   local u=0 s=0 p pu ps
-  for p in "$@"; do read -r pu ps < <(cpu_ticks "$p"); u=$((u + pu)); s=$((s + ps)); done
+  for p in "$@"; do read -r pu ps < <(cpu_user_sys "$p"); u=$((u + pu)); s=$((s + ps)); done
   echo "$u $s"
 }
 mem_kb() { # field pids... -> sum in KiB
@@ -210,7 +180,6 @@ mem_kb() { # field pids... -> sum in KiB
   done
   echo $s
 }
-TICK=$(getconf CLK_TCK)
 
 # run_wrk WORKLOAD TARGET CONNS BODY CT PATH [DELAY_MS] [CONNECT]: one wrk run,
 # results recorded as rps, p50_ms, p99_ms, errors, cpu_per_1k.

@@ -12,66 +12,29 @@
 #
 # Installs wrk when missing (root). Everything it starts is stopped on exit.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 P_SINK=18401 P_RELAY=18402 P_ADMIN=18403
 
-log() { printf '[bench-tap %s] %s\n' "$(date +%T)" "$*" >&2; }
-
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-log "building the relay and the sink"
-(cd "$ROOT" && cargo build --release -q)
-(cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
-  { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
-
-T=$(mktemp -d /tmp/pyroscope-relay-bench-tap.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-head -c 10240 "$ROOT/tests/fixtures/py_folded.txt" >"$T/body"
-cat >"$T/relay.alloy" <<CFG
-pyroscope.receive_http "in" {
-  http {
-    listen_address = "127.0.0.1"
-    listen_port = $P_RELAY
-    conn_limit = 0
-  }
-  forward_to = [pyroscope.write.out.receiver]
-}
-pyroscope.write "out" {
-  endpoint { url = "http://127.0.0.1:$P_SINK" }
-}
-CFG
-"$CARGO_TARGET_DIR/bench-sink/release/bench-sink" $P_SINK "$(nproc)" & PIDS+=($!)
-"$CARGO_TARGET_DIR/release/pyroscope-relay" run "$T/relay.alloy" --server.http.listen-addr 127.0.0.1:$P_ADMIN \
+bench_init tap
+need wrk
+build_relay_and_sink
+ingest_body >"$T/body"
+relay_config $P_RELAY $P_SINK >"$T/relay.alloy"
+"$SINK" $P_SINK "$(nproc)" & PIDS+=($!)
+"$RELAY" run "$T/relay.alloy" --server.http.listen-addr 127.0.0.1:$P_ADMIN \
   --storage.path "$T/data" --log.level warn & RELAY_PID=$!; PIDS+=($RELAY_PID)
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$P_ADMIN/-/ready" >/dev/null && break; sleep 0.1; done
+wait_ready $P_ADMIN
 
-URL="http://127.0.0.1:$P_RELAY/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy"
+URL="http://127.0.0.1:$P_RELAY$INGEST_Q"
 TAP="http://127.0.0.1:$P_ADMIN/api/v1/tap?component=pyroscope.receive_http.in"
-
-TICK=$(getconf CLK_TCK)
-cpu_ticks() { # pid -> utime + stime in clock ticks (0 when gone)
-  local f
-  f=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-  set -- $f
-  echo $((${12} + ${13}))
-}
 
 wrk_result() { # one wrk run -> its RESULT line
   BODY="$T/body" wrk -t2 -c64 -d"${DURATION}s" -s "$ROOT/bench/wrk.lua" "$URL" | grep '^RESULT'
 }
-rps() { wrk_result | sed -n 's/^RESULT .*rps=\([0-9.]*\).*/\1/p'; }
+rps() { wrk_result | field rps; }
 
 measure() { # none|reader|stalled -> "req/s relay_cpu_ms_per_1k reader_cpu_ms_per_1k"
   local watcher="" line reqs r0 r1 w0=0 w1=0
@@ -86,8 +49,8 @@ measure() { # none|reader|stalled -> "req/s relay_cpu_ms_per_1k reader_cpu_ms_pe
   r1=$(cpu_ticks "$RELAY_PID"); [[ -n $watcher ]] && w1=$(cpu_ticks "$watcher")
   if [[ -n $watcher ]]; then kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; fi
   if [[ $1 == stalled ]]; then exec 7>&-; rm -f "$T/fifo.$$"; fi
-  reqs=$(sed -n 's/^RESULT reqs=\([0-9]*\).*/\1/p' <<<"$line")
-  awk -v rps="$(sed -n 's/^RESULT .*rps=\([0-9.]*\).*/\1/p' <<<"$line")" -v n="$reqs" -v t="$TICK" \
+  reqs=$(field reqs <<<"$line")
+  awk -v rps="$(field rps <<<"$line")" -v n="$reqs" -v t="$TICK" \
     -v r=$((r1 - r0)) -v w=$((w1 - w0)) 'BEGIN { printf "%s %.2f %.2f\n", rps, r / t / n * 1e6, w / t / n * 1e6 }'
 }
 
@@ -103,7 +66,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 none=$(echo "${RPS[none]}" | median)
 none_cpu=$(echo "${CPU[none]}" | median)
 printf '| watchers | /ingest req/s (median of %s × %ss) | ÷ none | relay CPU ms per 1,000 requests | ÷ none | tap reader (curl) CPU ms per 1,000 |\n' "$ROUNDS" "$DURATION"

@@ -1,0 +1,116 @@
+# Sourced by the bench scripts (bench/*.sh): what they all do the same way.
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_init queue          # ROOT, CARGO_TARGET_DIR, T (scratch dir), log, cleanup
+#   need wrk                  # apt-get install when missing (root)
+#   build_relay_and_sink      # RELAY, SINK (build_relay, build_sink alone)
+#
+# Every process a script starts in the background goes into PIDS; on exit
+# (or Ctrl-C) they are stopped, killed if still there after 0.3 s, and
+# waited for, so that a run right after this one finds its ports free.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+FIX=${FIXTURES:-$ROOT/tests/fixtures}
+TICK=$(getconf CLK_TCK)
+# The /ingest request of every workload: 10 KB of folded stacks from a
+# captured py-spy profile.
+INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
+PUSH_PATH=/push.v1.PusherService/Push
+PIDS=()
+
+bench_init() { # name
+  BENCH_NAME=$1
+  T=$(mktemp -d "/tmp/pyroscope-relay-bench-$1.XXXXXX")
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+
+log() { printf '[bench-%s %s] %s\n' "$BENCH_NAME" "$(date +%T)" "$*" >&2; }
+
+need() { # command [package]
+  command -v "$1" >/dev/null && return 0
+  log "installing ${2:-$1}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${2:-$1}" >/dev/null
+}
+
+build_relay() {
+  log "building the relay"
+  (cd "$ROOT" && cargo build --release -q)
+  RELAY=$CARGO_TARGET_DIR/release/pyroscope-relay
+}
+
+build_sink() {
+  (cd "$ROOT/bench/sink" && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/bench-sink" &&
+    { cargo build --release -q --offline 2>/dev/null || cargo build --release -q; })
+  SINK=$CARGO_TARGET_DIR/bench-sink/release/bench-sink
+}
+
+build_relay_and_sink() { build_relay; build_sink; }
+
+# A relay config: `pyroscope.receive_http "in"` on PORT forwarding to
+# `pyroscope.write "out"`, whose one endpoint is the sink on SINK_PORT.
+# WRITE_EXTRA goes inside the write block (a `queue` block); ENDPOINT_EXTRA
+# inside its endpoint block.
+relay_config() { # port sink_port [write_extra] [endpoint_extra]
+  cat <<CFG
+pyroscope.receive_http "in" {
+  http {
+    listen_address = "127.0.0.1"
+    listen_port = $1
+    conn_limit = 0
+  }
+  forward_to = [pyroscope.write.out.receiver]
+}
+pyroscope.write "out" {
+  endpoint {
+    url = "http://127.0.0.1:$2"
+    ${4:-}
+  }
+  ${3:-}
+}
+CFG
+}
+
+ingest_body() { head -c 10240 "$FIX/py_folded.txt"; }
+
+wait_port() { # port
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "port $1 did not open"
+  return 1
+}
+
+wait_ready() { # admin-port
+  local i
+  for i in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/-/ready" >/dev/null && return 0
+    sleep 0.05
+  done
+  log "not ready on $1"
+  return 1
+}
+
+cpu_ticks() { # pid -> utime + stime in clock ticks (0 when gone)
+  local f
+  f=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  # shellcheck disable=SC2086
+  set -- $f
+  echo $((${12} + ${13}))
+}
+
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; } # name, on a wrk RESULT line
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
