@@ -58,6 +58,7 @@ mod positions;
 mod reader;
 mod recent;
 mod record;
+mod recovery;
 #[cfg(test)]
 mod recovery_tests;
 mod segment;
@@ -85,7 +86,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
 
-use table::{SharedTable, Table, lock};
+use table::{SharedTable, lock};
 use writer::{Core, Request};
 
 /// Where "now" comes from; tests inject their own.
@@ -250,7 +251,8 @@ impl Log {
             Err(TryLockError::Error(e)) => return Err(StorageError::io("locking", &lock_path, e)),
         }
         let repair = Some(&options.disk);
-        let (mut table, active, recovery) = load(dir, &options.magic, repair, &mut recovered)?;
+        let (mut table, active, recovery) =
+            recovery::load(dir, &options.magic, repair, &mut recovered)?;
         let (active_id, file, size) = match active {
             Some(a) => a,
             None => {
@@ -314,7 +316,7 @@ impl Log {
         magic: Magic,
         mut recovered: impl FnMut(Written<'_>),
     ) -> Result<(Log, Recovery), StorageError> {
-        let (table, _, recovery) = load(dir, &magic, None, &mut recovered)?;
+        let (table, _, recovery) = recovery::load(dir, &magic, None, &mut recovered)?;
         let (_, committed) = watch::channel(table.next_id);
         let log = Log {
             dir: dir.to_owned(),
@@ -488,82 +490,4 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
         last_id: None,
         skips: Vec::new(),
     })
-}
-
-type Active = (u64, File, u64);
-
-/// Scans every segment into a table. With a `repair` disk, the last
-/// segment's torn tail is cut off and its write handle returned.
-fn load(
-    dir: &Path,
-    magic: &Magic,
-    repair: Option<&disk::Disk>,
-    recovered: &mut dyn FnMut(Written<'_>),
-) -> Result<(Table, Option<Active>, Recovery), StorageError> {
-    let segments = segment::list(dir)?;
-    let mut table = Table {
-        next_id: 1,
-        ..Table::default()
-    };
-    let mut active = None;
-    let mut recovery = Recovery::default();
-    let count = segments.len();
-    // Readers find records by id, so ids must increase across segments
-    // too: a record not above every id before it is damage.
-    let mut last_id = None;
-    for (i, (first, path)) in segments.into_iter().enumerate() {
-        let last = i + 1 == count;
-        let mut seg_count = 0;
-        let (mut min_arrival, mut max_arrival) = (i64::MAX, i64::MIN);
-        let mut max_id = None;
-        let scan = segment::scan(&path, magic, last, first, last_id, |r| {
-            seg_count += 1;
-            min_arrival = min_arrival.min(r.head.arrival_nanos);
-            max_arrival = max_arrival.max(r.head.arrival_nanos);
-            max_id = Some(r.head.id);
-            recovered(r.written(first));
-        });
-        let scan = match scan {
-            Err(StorageError::Io {
-                kind: std::io::ErrorKind::NotFound,
-                ..
-            }) => continue,
-            r => r?,
-        };
-        recovery.corrupt += scan.corrupt;
-        let (file, size, disk_bytes) = if let Some(disk) = repair.filter(|_| last) {
-            recovery.truncated += scan.file_len.saturating_sub(scan.valid_len);
-            let (f, size) = segment::repair_tail(disk, &path, &scan, magic)?;
-            let read = f
-                .try_clone()
-                .map_err(|e| StorageError::io("opening", &path, e))?;
-            active = Some((first, f, size));
-            (read, size, size)
-        } else {
-            if let Some(why) = &scan.stopped {
-                recovery.corrupt += 1;
-                tracing::warn!(segment = %path.display(), reason = %why, "log segment is damaged at its end; the records after the damage are skipped");
-            }
-            let f = File::open(&path).map_err(|e| StorageError::io("opening", &path, e))?;
-            // Readers never read past the last intact record.
-            (f, scan.valid_len.max(magic.len() as u64), scan.file_len)
-        };
-        table.disk_bytes += disk_bytes;
-        table.next_id = table.next_id.max(first).max(max_id.map_or(0, |id| id + 1));
-        last_id = last_id.max(max_id);
-        table.segments.insert(
-            first,
-            table::Segment {
-                path,
-                file: Arc::new(file),
-                size,
-                count: seg_count,
-                min_arrival,
-                max_arrival,
-                last_id: max_id,
-                skips: scan.skips,
-            },
-        );
-    }
-    Ok((table, active, recovery))
 }
