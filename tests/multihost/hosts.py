@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import sys
 
@@ -25,6 +26,21 @@ ADDR = {"lb": "10.203.0.10", "r1": "10.203.0.11", "r2": "10.203.0.12", "r3": "10
 RELAY_PORT = 9999
 ADMIN_PORT = 12345
 REPO = Path(__file__).resolve().parents[2]
+
+
+class Kill(NamedTuple):
+    """A replica's SIGKILL: when it was sent and when the process was gone
+    (`time.time()`)."""
+    signalled: float
+    dead: float
+
+    def could_fail(self, started: float, ended: float) -> bool:
+        """Whether a request that failed could have been in flight on the
+        killed replica: sent before the process was gone (plus 50 ms: the
+        load balancer learns of the closed connections only then, and a
+        stream it forwarded on one in the meantime is refused), and not
+        over more than 0.5 s before the signal."""
+        return started <= self.dead + 0.05 and ended + 0.5 >= self.signalled
 
 
 def in_ns(host: str, argv: list) -> list:
@@ -103,9 +119,12 @@ class Replica:
             time.sleep(0.1)
         raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
 
-    def kill9(self):
+    def kill9(self) -> "Kill":
+        """SIGKILL; returns when it was sent and when the process was gone."""
+        signalled = time.time()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        return Kill(signalled, time.time())
 
     def terminate(self, timeout: float = 45) -> float:
         """SIGTERM, then waits for the exit; returns the seconds it took."""
