@@ -108,6 +108,37 @@ fn a_closed_backend_port_is_ridden_out() {
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }
 
+/// After a long outage every unit in flight has backed off by seconds; the
+/// first one through ends the others' wait, so the backlog goes out at once
+/// instead of one slot at a time until their timers run out.
+#[test]
+fn after_an_outage_the_first_success_ends_every_other_backoff() {
+    let backend = FlakyBackend::start(503);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let long_backoff =
+        config(port, &[backend.url()], "max_in_flight = 4").replace("\"500ms\"", "\"60s\"");
+    let _relay = RelayProc::start(dir.path(), &long_backoff);
+    send_all(port, "recovery", 0..20);
+    // Delays double from 50 ms: after 6 s each unit waits 1.6 s or more.
+    std::thread::sleep(Duration::from_secs(6));
+    backend.set_status(200);
+    let first = loop {
+        if !backend.delivered().is_empty() {
+            break std::time::Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let delivered = backend.wait_delivered(20, Duration::from_secs(60));
+    let took = first.elapsed();
+    assert_eq!(by_seq(&delivered).len(), 20);
+    assert!(
+        took < Duration::from_millis(1000),
+        "the rest of the backlog took {took:?} after the first delivery"
+    );
+    eprintln!("the backlog after the first delivery: {took:?}");
+}
+
 #[test]
 fn one_profile_followed_by_silence_is_delivered() {
     let backend = FlakyBackend::start(200);

@@ -1,11 +1,13 @@
 //! One configured endpoint, ready to send: its pooled transport, URIs,
 //! configured headers, authentication, retry policy and metric handles.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Uri};
+use tokio::sync::Notify;
 
 use super::auth::Auth;
 use super::backoff::BackoffConfig;
@@ -39,6 +41,45 @@ pub(super) struct Endpoint {
     /// Bounds each debug-info upload, start to answer.
     pub debug_info_upload_timeout: Duration,
     pub metrics: EndpointMetrics,
+    /// Wakes the queue's retries waiting out a backoff once a request to
+    /// this endpoint succeeds.
+    pub recovered: Recovered,
+}
+
+/// The queue's retries of one endpoint, waiting out their backoff, and the
+/// signal that ends the wait: a request to the endpoint succeeded. After a
+/// long outage each unit in flight has backed off towards
+/// `max_backoff_period` (5 minutes by default); without this, once the
+/// first of them got through, the rest each waited out their own delay
+/// while the queue sent through the one freed slot.
+#[derive(Default)]
+pub(super) struct Recovered {
+    waiting: AtomicUsize,
+    notify: Notify,
+}
+
+impl Recovered {
+    /// Sleeps for `delay`, or less if a request succeeds meanwhile.
+    pub async fn sleep(&self, delay: Duration) {
+        let woken = self.notify.notified();
+        tokio::pin!(woken);
+        // Registered before it is counted, so a success seen after the
+        // count reaches this waiter.
+        woken.as_mut().enable();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = woken => {}
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A request succeeded. One atomic load when nobody waits.
+    pub fn succeeded(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
 }
 
 impl Endpoint {
@@ -106,6 +147,7 @@ impl Endpoint {
                 retry_on_http_429: cfg.retry_on_http_429,
             },
             debug_info_upload_timeout: cfg.debug_info_upload_timeout,
+            recovered: Recovered::default(),
         })
     }
 

@@ -49,7 +49,9 @@ pub(super) struct Prepared {
 
 /// Sends `req` to `ep` with retries; counts sent or dropped. `queued`:
 /// the queue's sender, for which `max_backoff_retries` does not apply
-/// (attempts go on until `deadline`, the record's `max_age`).
+/// (attempts go on until `deadline`, the record's `max_age`), and whose
+/// backoff ends early once another request to `ep` succeeds
+/// ([`Endpoint::recovered`]).
 pub(super) async fn send(
     ep: &Endpoint,
     kind: Kind,
@@ -116,7 +118,12 @@ async fn retry_loop(
         let (outcome, err) = attempt(ep, kind, req, timeout).await;
         let ended = Instant::now();
         observe(&latency.downstream, ended - now);
-        let Some(err) = err else { return Ok(ended) };
+        let Some(err) = err else {
+            if queued {
+                ep.recovered.succeeded();
+            }
+            return Ok(ended);
+        };
         let decision = classify(&outcome, policy.retry_on_http_429);
         let spent = !queued && policy.max_attempts != 0 && retries + 1 >= policy.max_attempts;
         if decision == Decision::GiveUp || spent {
@@ -137,7 +144,11 @@ async fn retry_loop(
             return Err((retries, deadline_error(Some(err))));
         }
         tracing::debug!(endpoint = %ep.label, ?delay, error = %err.message, "retrying");
-        tokio::time::sleep(delay).await;
+        if queued {
+            ep.recovered.sleep(delay).await;
+        } else {
+            tokio::time::sleep(delay).await;
+        }
         now = Instant::now();
         retries += 1;
         ep.metrics.retries.inc();
