@@ -76,7 +76,10 @@ pub fn encode(
         });
     };
     let start = out.len();
-    out.reserve(PREFIX + len as usize);
+    // The whole record: `len` counts from after the crc field. Reserving
+    // more than this made the writer's batch buffer, sized exactly for its
+    // records, reallocate (and copy everything) on its last record.
+    out.reserve(8 + len as usize);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(header_len as u32).to_le_bytes());
@@ -246,6 +249,17 @@ mod tests {
         assert!(verify(&rec[..rec.len() - 1]).is_err());
         assert!(decode_head(&[9; 20]).is_err());
         assert!(decode_head(&[1; 3]).is_err());
+    }
+
+    #[test]
+    fn a_buffer_sized_by_encoded_len_is_not_reallocated() {
+        let cap = (encoded_len(4, 10) * 2) as usize;
+        let mut out = Vec::with_capacity(cap);
+        let at = out.as_ptr();
+        for id in 0..2 {
+            encode(id, 0, b"meta", b"body bytes", &mut out).unwrap();
+        }
+        assert_eq!((out.len(), out.capacity(), out.as_ptr()), (cap, cap, at));
     }
 
     #[test]

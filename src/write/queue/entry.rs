@@ -27,8 +27,31 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// Room for everything [`encode`] writes (a varint takes at most 10
+/// bytes), so its buffer is allocated once.
+fn meta_capacity(r: &Request) -> usize {
+    let headers: usize = r
+        .forwarded
+        .iter()
+        .map(|(name, value)| 20 + name.as_str().len() + value.len())
+        .sum();
+    let ingest = match &r.target {
+        Target::Push => 0,
+        Target::Ingest {
+            path,
+            query,
+            content_types,
+        } => {
+            30 + path.len()
+                + query.len()
+                + content_types.iter().map(|ct| 10 + ct.len()).sum::<usize>()
+        }
+    };
+    1 + 30 + headers + ingest
+}
+
 pub(super) fn encode(r: &Request) -> Entry {
-    let mut meta = Vec::with_capacity(64);
+    let mut meta = Vec::with_capacity(meta_capacity(r));
     meta.push(match r.target {
         Target::Push => KIND_PUSH,
         Target::Ingest { .. } => KIND_INGEST,
@@ -140,11 +163,15 @@ mod tests {
                 target,
                 forwarded: forwarded.clone(),
                 body: Bytes::from_static(b"profile"),
-                profiles: 3,
-                bytes: 7,
+                profiles: u32::MAX as usize,
+                bytes: usize::MAX,
             };
             let e = encode(&r);
-            assert_eq!(counts(&e.meta).unwrap(), (3, 7));
+            assert!(e.meta.len() <= meta_capacity(&r), "allocated once");
+            assert_eq!(
+                counts(&e.meta).unwrap(),
+                (u64::from(u32::MAX), usize::MAX as u64)
+            );
             assert_eq!(decode(&e.meta, e.body.clone()).unwrap(), r);
             assert!(decode(&e.meta[..e.meta.len() - 1], e.body).is_err());
         }
