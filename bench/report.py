@@ -44,6 +44,12 @@ row(f"open loop at 50% (oha, {f(rate, 0)} req/s): achieved req/s", med("rate", "
 row("open loop: p50 added over sink alone (ms)", added("relay", "p50_ms"), added("nginx", "p50_ms"), 3)
 row("open loop: p99 added over sink alone (ms)", added("relay", "p99_ms"), added("nginx", "p99_ms"), 3,
     f"sink alone p99: {f(med('rate', 'sink', 'p99_ms'), 2)} ms; latency corrected")
+def added_own(m):
+    a, s = med("rate_own", "relay", m), med("rate_own", "sink", m)
+    return None if a is None or s is None else a - s
+own = med("rate_own", "all", "target_rps")
+row(f"open loop at 50% of each one's own max (relay {f(own, 0)}, nginx {f(rate, 0)} req/s): p99 added (ms)",
+    added_own("p99_ms"), added("nginx", "p99_ms"), 3, "queueing at equal load, not at equal rate")
 for n in (1, 2):
     row(f"/ingest pinned to {n} core{'s' if n > 1 else ''}: req/s", med(f"cores{n}", "relay", "rps"), med(f"cores{n}", "nginx", "rps"), 0,
         "taskset on the proxy only")

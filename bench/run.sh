@@ -318,6 +318,20 @@ for r in $(seq 1 "$ROUNDS"); do
   for tgt in $(pair "$r"); do run_oha rate "$tgt" "$RATE"; done
 done
 
+# --- 2b: the relay at 50% of its own max rate -------------------------------
+# Whether the relay's added latency at 50% of nginx's max comes from being
+# nearer its own limit (queueing) or from something else: the same
+# measurement at half of the relay's own closed-loop maximum, against
+# nginx at half of its own (section 2).
+RELAY_RPS=$(awk -F'\t' '$1=="ingest" && $2=="relay" && $3=="rps" {print $4}' "$RES" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+OWN_RATE=$(awk -v r="$RELAY_RPS" 'BEGIN{printf "%d", r/2}')
+record rate_own all target_rps "$OWN_RATE"
+log "open loop at half the relay's own max: $OWN_RATE req/s"
+for r in $(seq 1 "$ROUNDS"); do
+  run_oha rate_own sink "$OWN_RATE"
+  run_oha rate_own relay "$OWN_RATE"
+done
+
 # --- 3: push, Connect (HTTP/1.1, wrk) and gRPC (h2c, h2load) ---------------
 for r in $(seq 1 "$ROUNDS"); do
   for tgt in $(pair "$r"); do run_wrk connect "$tgt" 64 "$T/push.bin" application/proto "$PUSH_PATH" "" 1; done
