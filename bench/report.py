@@ -36,20 +36,17 @@ row("CPU seconds per 1,000 requests", med("ingest", "relay", "cpu_s_per_1k"), me
     "proxy process(es) only, not the sink or wrk")
 row("  of which in the kernel (sys)", med("ingest", "relay", "sys_s_per_1k"), med("ingest", "nginx", "sys_s_per_1k"), 3,
     "loopback TCP both ways; the rest is user space")
-def added(t, m):
-    a, s = med("rate", t, m), med("rate", "sink", m)
+def added(t, m, w="rate"):
+    a, s = med(w, t, m), med(w, "sink", m)
     return None if a is None or s is None else a - s
 row(f"open loop at 50% (oha, {f(rate, 0)} req/s): achieved req/s", med("rate", "relay", "rps"), med("rate", "nginx", "rps"), 0,
     f"sink alone: {f(med('rate', 'sink', 'rps'), 0)}")
 row("open loop: p50 added over sink alone (ms)", added("relay", "p50_ms"), added("nginx", "p50_ms"), 3)
 row("open loop: p99 added over sink alone (ms)", added("relay", "p99_ms"), added("nginx", "p99_ms"), 3,
     f"sink alone p99: {f(med('rate', 'sink', 'p99_ms'), 2)} ms; latency corrected")
-def added_own(m):
-    a, s = med("rate_own", "relay", m), med("rate_own", "sink", m)
-    return None if a is None or s is None else a - s
 own = med("rate_own", "all", "target_rps")
 row(f"open loop at 50% of each one's own max (relay {f(own, 0)}, nginx {f(rate, 0)} req/s): p99 added (ms)",
-    added_own("p99_ms"), added("nginx", "p99_ms"), 3, "queueing at equal load, not at equal rate")
+    added("relay", "p99_ms", "rate_own"), added("nginx", "p99_ms"), 3, "queueing at equal load, not at equal rate")
 for n in (1, 2):
     row(f"/ingest pinned to {n} core{'s' if n > 1 else ''}: req/s", med(f"cores{n}", "relay", "rps"), med(f"cores{n}", "nginx", "rps"), 0,
         "taskset on the proxy only")

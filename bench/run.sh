@@ -309,8 +309,12 @@ done
 # oha sends at a fixed rate whatever the answers do, and counts each
 # request's latency from when it was due (--latency-correction), so
 # queueing shows; wrk's closed loop (the Lua delay this replaced) hid it.
-NGX_RPS=$(awk -F'\t' '$1=="ingest" && $2=="nginx" && $3=="rps" {print $4}' "$RES" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-RATE=$(awk -v r="$NGX_RPS" 'BEGIN{printf "%d", r/2}')
+# half_max TARGET: half of TARGET's median /ingest req/s (section 1).
+half_max() {
+  awk -F'\t' -v t="$1" '$1=="ingest" && $2==t && $3=="rps" {print $4}' "$RES" | sort -g |
+    awk '{a[NR]=$1} END{printf "%d", a[int((NR+1)/2)]/2}'
+}
+RATE=$(half_max nginx)
 record rate all target_rps "$RATE"
 log "open loop: $RATE req/s (oha -q) over 64 connections"
 for r in $(seq 1 "$ROUNDS"); do
@@ -323,8 +327,7 @@ done
 # nearer its own limit (queueing) or from something else: the same
 # measurement at half of the relay's own closed-loop maximum, against
 # nginx at half of its own (section 2).
-RELAY_RPS=$(awk -F'\t' '$1=="ingest" && $2=="relay" && $3=="rps" {print $4}' "$RES" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
-OWN_RATE=$(awk -v r="$RELAY_RPS" 'BEGIN{printf "%d", r/2}')
+OWN_RATE=$(half_max relay)
 record rate_own all target_rps "$OWN_RATE"
 log "open loop at half the relay's own max: $OWN_RATE req/s"
 for r in $(seq 1 "$ROUNDS"); do

@@ -76,10 +76,9 @@ pub fn encode(
         });
     };
     let start = out.len();
-    // The whole record: `len` counts from after the crc field. Reserving
-    // more than this made the writer's batch buffer, sized exactly for its
-    // records, reallocate (and copy everything) on its last record.
-    out.reserve(8 + len as usize);
+    // Exactly what the writer sizes its batch buffer by: reserving more
+    // made that buffer reallocate (and copy everything) on its last record.
+    out.reserve(encoded_len(meta.len(), body.len()) as usize);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(header_len as u32).to_le_bytes());
