@@ -8,7 +8,9 @@
 #
 #   bash bench/queue_threads.sh              # ROUNDS=3 DURATION=5
 #   QUEUE_SYNC=200ms bash bench/queue_threads.sh
-#   RELAY_Q=/path/to/other/pyroscope-relay bash bench/queue_threads.sh   # A/B a build
+#   RELAY_Q=/path/to/other/pyroscope-relay bash bench/queue_threads.sh   # another build queued
+#   A_QUEUE=1 RELAY_A=old-build RELAY_Q=new-build bash bench/queue_threads.sh
+#       # both queued: an A/B of two builds (the first is reported as "plain")
 #
 # A queued round waits until everything it sent is delivered before the
 # CPU is read, so the senders' share of the round is in it.
@@ -22,14 +24,16 @@ P_SINK=18521 P_PLAIN=18522 P_PLAIN_ADMIN=18523 P_QUEUE=18524 P_QUEUE_ADMIN=18525
 bench_init queue-threads
 need wrk
 build_relay_and_sink
+RELAY_A=${RELAY_A:-$RELAY}
 RELAY_Q=${RELAY_Q:-$RELAY}
+QUEUE_BLOCK='queue { sync = "'"${QUEUE_SYNC:-always}"'" }'
 ingest_body >"$T/body"
-relay_config $P_PLAIN $P_SINK "" >"$T/plain.alloy"
-relay_config $P_QUEUE $P_SINK 'queue { sync = "'"${QUEUE_SYNC:-always}"'" }' >"$T/queue.alloy"
+relay_config $P_PLAIN $P_SINK "${A_QUEUE:+$QUEUE_BLOCK}" >"$T/plain.alloy"
+relay_config $P_QUEUE $P_SINK "$QUEUE_BLOCK" >"$T/queue.alloy"
 
 "$SINK" $P_SINK 2 & SINK_PID=$!; PIDS+=($!)
 sleep 0.3
-"$RELAY" run "$T/plain.alloy" --server.http.listen-addr 127.0.0.1:$P_PLAIN_ADMIN \
+"$RELAY_A" run "$T/plain.alloy" --server.http.listen-addr 127.0.0.1:$P_PLAIN_ADMIN \
   --storage.path "$T/data-plain" --log.level warn & PLAIN_PID=$!; PIDS+=($!)
 "$RELAY_Q" run "$T/queue.alloy" --server.http.listen-addr 127.0.0.1:$P_QUEUE_ADMIN \
   --storage.path "$T/data-queue" --log.level warn & QUEUE_PID=$!; PIDS+=($!)
@@ -45,8 +49,8 @@ thread_ticks() { # pid
     (($# >= 13)) && echo "$(tr ' ' '_' <"$t/comm") ${12} ${13}"
   done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
 }
-sent() {
-  curl -sf "http://127.0.0.1:$P_QUEUE_ADMIN/metrics" |
+sent() { # admin port
+  curl -sf "http://127.0.0.1:$1/metrics" |
     awk 'index($0, "pyroscope_write_sent_profiles_total") == 1 {s += $NF} END {printf "%.0f\n", s}'
 }
 wrk_run() { # port seconds
@@ -60,14 +64,14 @@ sleep 1
 for round in $(seq 1 "$ROUNDS"); do
   if ((round % 2)); then order=(plain queue); else order=(queue plain); fi
   for kind in "${order[@]}"; do
-    if [[ $kind == plain ]]; then port=$P_PLAIN pid=$PLAIN_PID; else port=$P_QUEUE pid=$QUEUE_PID; fi
-    [[ $kind == queue ]] && s0=$(sent)
+    if [[ $kind == plain ]]; then port=$P_PLAIN pid=$PLAIN_PID admin=$P_PLAIN_ADMIN; else port=$P_QUEUE pid=$QUEUE_PID admin=$P_QUEUE_ADMIN; fi
+    s0=$(sent "$admin")
     thread_ticks "$pid" >"$T/before"
     sink0=$(cpu_ticks "$SINK_PID")
     r=$(wrk_run "$port" "$DURATION")
     n=$(field reqs <<<"$r")
-    if [[ $kind == queue ]]; then
-      while (($(sent) < s0 + n)); do sleep 0.02; done
+    if [[ $kind == queue || -n ${A_QUEUE:-} ]]; then
+      while (($(sent "$admin") < s0 + n)); do sleep 0.02; done
     fi
     thread_ticks "$pid" >"$T/after"
     sink1=$(cpu_ticks "$SINK_PID")

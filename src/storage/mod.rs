@@ -46,6 +46,7 @@
 //! at the next intact record; bytes at the end with no intact record after
 //! them (a torn write) are cut off the active segment.
 
+mod answer;
 mod closer;
 #[cfg(test)]
 mod damage_tests;
@@ -340,7 +341,7 @@ impl Log {
     /// Appends `entries` in order; returns their ids once they are written
     /// (and synced, under `Always`).
     pub async fn append(&self, entries: Vec<Entry>) -> Result<Range<u64>, StorageError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = answer::Reply::new();
         self.send(Request::Append { entries, reply })?;
         answer.await.map_err(|_| StorageError::Closed)?
     }

@@ -19,6 +19,7 @@ mod control;
 
 pub use control::Control;
 
+use super::answer::Reply;
 use super::closer::Closer;
 use super::disk::Disk;
 use super::recent::RecentBatches;
@@ -32,8 +33,6 @@ use crate::telemetry::civil_time::unix_nanos;
 const MAX_BATCH_BYTES: usize = 16 << 20;
 /// ...or requests.
 const MAX_BATCH_REQUESTS: usize = 1024;
-
-pub(crate) type Reply = oneshot::Sender<Result<Range<u64>, StorageError>>;
 
 pub(crate) enum Request {
     Append {
@@ -221,7 +220,7 @@ impl Core {
                         .unwrap_or_else(|| StorageError::Write("not written".into())))
                 }
             });
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
         for done in maintained {
             let _ = done.send(());
