@@ -78,7 +78,12 @@ async fn serve_tls(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
     let limit = handshake_timeout(&shared.timeouts);
-    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+    // Polled by reference, so that a handshake cut for time keeps its
+    // socket open until the cut is counted: a client that sees the close
+    // and then reads the metrics finds it there.
+    let accept = acceptor.accept(stream);
+    tokio::pin!(accept);
+    match tokio::time::timeout(limit, &mut accept).await {
         Ok(Ok(stream)) => serve_io(stream, shared, drain).await,
         Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
         Err(_) => {
