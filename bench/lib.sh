@@ -111,6 +111,17 @@ cpu_ticks() { # pid -> utime + stime in clock ticks (0 when gone)
   echo $((${12} + ${13}))
 }
 
+# The sum of a metric over its label sets, read from a relay's admin port.
+metric() { # admin-port name -> summed value
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 && (substr($0, length(n) + 1, 1) ~ /[{ ]/) {s += $NF} END {printf "%.0f\n", s}'
+}
+
+# /ingest of $T/body (the 10 KB body) over 64 connections; with DELAY_MS,
+# each connection waits that long before each request (bench/wrk.lua).
+wrk_run() { # port seconds [delay_ms] -> RESULT line
+  BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$1$INGEST_Q" | grep '^RESULT'
+}
+
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; } # name, on a wrk RESULT line
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

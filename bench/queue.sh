@@ -57,14 +57,6 @@ stop_relay() { # name
   kill "${PID[$1]}"; wait "${PID[$1]}" 2>/dev/null || true; unset "PID[$1]"
 }
 mem_kib() { awk -v f="$2:" '$1==f {print $2}' "/proc/$1/status"; }
-metric() { # admin-port name -> summed value
-  curl -sf "http://127.0.0.1:$1/metrics" | awk -v n="$2" 'index($0, n) == 1 && (substr($0, length(n) + 1, 1) ~ /[{ ]/) {s += $NF} END {printf "%.0f\n", s}'
-}
-
-url() { echo "http://127.0.0.1:$1$INGEST_Q"; }
-wrk_run() { # port seconds [delay_ms] -> RESULT line
-  BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "$(url "$1")" | grep '^RESULT'
-}
 
 start_sink
 start_relay plain $P_PLAIN $P_PLAIN_ADMIN

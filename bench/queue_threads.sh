@@ -49,13 +49,7 @@ thread_ticks() { # pid
     (($# >= 13)) && echo "$(tr ' ' '_' <"$t/comm") ${12} ${13}"
   done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
 }
-sent() { # admin port
-  curl -sf "http://127.0.0.1:$1/metrics" |
-    awk 'index($0, "pyroscope_write_sent_profiles_total") == 1 {s += $NF} END {printf "%.0f\n", s}'
-}
-wrk_run() { # port seconds
-  BODY="$T/body" wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$1$INGEST_Q" | grep '^RESULT'
-}
+sent() { metric "$1" pyroscope_write_sent_profiles_total; } # admin port
 
 log "warm-up"
 wrk_run $P_PLAIN 2 >/dev/null

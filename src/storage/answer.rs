@@ -45,17 +45,14 @@ impl Reply {
     /// Answers the append. When the inbox's runtime has stopped, directly:
     /// the answer is never lost on the way.
     pub fn send(self, answer: Answer) {
-        let Reply { tx, inbox } = self;
-        match inbox {
-            Some(inbox) => {
-                if let Err(mpsc::error::SendError((tx, answer))) = inbox.0.send((tx, answer)) {
-                    let _ = tx.send(answer);
-                }
-            }
-            None => {
-                let _ = tx.send(answer);
-            }
-        }
+        let (tx, answer) = match self.inbox {
+            Some(inbox) => match inbox.0.send((self.tx, answer)) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => back,
+            },
+            None => (self.tx, answer),
+        };
+        let _ = tx.send(answer);
     }
 }
 
@@ -109,6 +106,12 @@ async fn hand_out(mut rx: mpsc::UnboundedReceiver<(oneshot::Sender<Answer>, Answ
 mod tests {
     use super::*;
 
+    fn current_thread_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
     fn answer_from_another_thread(reply: Reply, n: u64) {
         std::thread::spawn(move || reply.send(Ok(n..n + 1)))
             .join()
@@ -117,9 +120,7 @@ mod tests {
 
     #[test]
     fn a_current_thread_runtime_gets_its_answers_through_its_inbox() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = current_thread_runtime();
         runtime.block_on(async {
             let mut pending = Vec::new();
             for n in 0..10 {
@@ -136,18 +137,14 @@ mod tests {
 
     #[test]
     fn a_stopped_runtime_inbox_is_replaced_and_answers_still_arrive() {
-        let first = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let first = current_thread_runtime();
         let (stale, stale_rx) = first.block_on(async { Reply::new() });
         drop(first);
         // The inbox's task went with its runtime: the answer comes directly.
         stale.send(Ok(7..8));
         assert_eq!(stale_rx.blocking_recv().unwrap().unwrap(), 7..8);
 
-        let second = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let second = current_thread_runtime();
         second.block_on(async {
             let (reply, rx) = Reply::new();
             assert!(reply.inbox.is_some());

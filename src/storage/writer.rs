@@ -8,7 +8,6 @@
 //! sync form the next batch, so N concurrent writers share each sync.
 
 use std::fs::File;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -19,7 +18,7 @@ mod control;
 
 pub use control::Control;
 
-use super::answer::Reply;
+use super::answer::{Answer, Reply};
 use super::closer::Closer;
 use super::disk::Disk;
 use super::recent::RecentBatches;
@@ -136,7 +135,7 @@ impl Core {
     }
 
     fn process(&mut self, owner: &mut dyn Owner, batch: Vec<Request>) {
-        let mut answers: Vec<(Reply, Result<Range<u64>, StorageError>)> = Vec::new();
+        let mut answers: Vec<(Reply, Answer)> = Vec::new();
         let mut maintained = Vec::new();
         // Sized for the whole batch at once: grown by doubling, the buffer
         // was copied again on every growth (memmove was the writer thread's
