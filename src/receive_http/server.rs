@@ -355,7 +355,11 @@ impl AcceptLoop {
             let drain = drain_rx.clone();
             conns.spawn(async move {
                 conn::serve(stream, shared, drain).await;
-                drop((permit, counted));
+                // The gauge first: a connection waiting for this slot is
+                // counted once it gets it, and must not be counted beside
+                // this one.
+                drop(counted);
+                drop(permit);
             });
         }
         match socket.into_std() {
