@@ -343,6 +343,49 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 }
 
+/// One timer for a connection's deadlines, moved only when a deadline
+/// comes earlier than the one set, or after it rang.
+///
+/// A timer registered earlier than the next wake-up its runtime planned
+/// makes tokio wake its own thread through the event loop's eventfd: a
+/// system call and a spurious turn of the loop. A fresh timer per pass of
+/// the connection loop did that for about one request in four on each
+/// receiving thread (docs/performance.md, "The durable queue"). Ringing
+/// early is harmless: the caller asks the clock again.
+pub(super) struct Alarm {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    set: Option<Instant>,
+}
+
+impl Alarm {
+    pub fn new() -> Self {
+        // Not registered with the timer until it is first set.
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+            set: None,
+        }
+    }
+
+    /// Rings no later than `at` (never for `None`, unless set already).
+    pub fn set_by(&mut self, at: Option<Instant>) {
+        if let Some(at) = at
+            && self.set.is_none_or(|set| at < set)
+        {
+            self.sleep.as_mut().reset(at);
+            self.set = Some(at);
+        }
+    }
+
+    /// Resolves when the time set has come; pending while none is set.
+    pub async fn rung(&mut self) {
+        if self.set.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.set = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +408,34 @@ mod tests {
             next <= expected && expected - next < SLACK,
             "{next:?} vs {expected:?}"
         );
+    }
+
+    /// Whether `alarm` rings within `wait` (of paused, auto-advancing time).
+    async fn rings_within(alarm: &mut Alarm, wait: Duration) -> bool {
+        tokio::time::timeout(wait, alarm.rung()).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alarm_moves_only_earlier_and_rings_once_per_setting() {
+        let mut alarm = Alarm::new();
+        assert!(
+            !rings_within(&mut alarm, Duration::from_secs(3600)).await,
+            "never set"
+        );
+        let start = Instant::now();
+        alarm.set_by(Some(start + Duration::from_secs(10)));
+        // Later: kept at 10 s. Earlier: moved to 5 s. None: unchanged.
+        alarm.set_by(Some(start + Duration::from_secs(20)));
+        alarm.set_by(Some(start + Duration::from_secs(5)));
+        alarm.set_by(None);
+        assert!(rings_within(&mut alarm, Duration::from_secs(6)).await);
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+        // Rung: pending until set again, then set for any time.
+        assert!(!rings_within(&mut alarm, Duration::from_secs(60)).await);
+        let again = Instant::now();
+        alarm.set_by(Some(again + Duration::from_secs(30)));
+        assert!(rings_within(&mut alarm, Duration::from_secs(31)).await);
+        assert_eq!(Instant::now() - again, Duration::from_secs(30));
     }
 
     #[test]

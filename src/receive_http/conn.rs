@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::clock::{ConnClock, Cut, Timeouts, TrackedIo, Verdict};
+use super::clock::{Alarm, ConnClock, Cut, Timeouts, TrackedIo, Verdict};
 use super::reply::HttpResponse;
 use super::router::{self, App, Deadlines};
 
@@ -188,6 +188,7 @@ async fn next_bytes<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut alarm = Alarm::new();
     loop {
         let next = match clock.verdict(&shared.timeouts, Instant::now()) {
             Verdict::Close(cut) => {
@@ -202,6 +203,7 @@ where
         if *drain.borrow() || drain.has_changed().is_err() {
             return None;
         }
+        alarm.set_by(next);
         tokio::select! {
             biased;
             read = io.read(buf) => return match read {
@@ -214,7 +216,7 @@ where
             },
             _ = drain.changed() => {}
             _ = clock.changed() => {}
-            _ = sleep_until(next) => {}
+            _ = alarm.rung() => {}
         }
     }
 }
@@ -314,6 +316,7 @@ async fn drive<S: Served>(
     let mut draining = false;
     let mut drain_by: Option<Instant> = None;
     let mut can_detach = true;
+    let mut alarm = Alarm::new();
     loop {
         let now = Instant::now();
         let mut next = match clock.verdict(&shared.timeouts, now) {
@@ -356,6 +359,7 @@ async fn drive<S: Served>(
                 next = earliest(next, Some(at));
             }
         }
+        alarm.set_by(next);
         tokio::select! {
             biased;
             result = poll_fn(|cx| conn.poll_done(cx)) => {
@@ -372,7 +376,7 @@ async fn drive<S: Served>(
                 drain_asked = changed.is_err() || *drain.borrow();
             }
             _ = clock.changed() => {}
-            _ = sleep_until(next) => {}
+            _ = alarm.rung() => {}
         }
     }
 }
@@ -436,13 +440,6 @@ fn asks_close(version: Version, headers: &HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|token| token.trim().eq_ignore_ascii_case("close"))
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
