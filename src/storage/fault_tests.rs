@@ -151,3 +151,40 @@ async fn a_segment_deleted_under_a_reader_is_stepped_over() {
     };
     assert_eq!(record.head().id, 2);
 }
+
+/// The active segment's blocks are reserved ahead of its data, and its
+/// size is still the data's (a scan after a crash finds the end by it); a
+/// file system that refuses the reservation changes nothing but the
+/// speed, and is not asked again for the same segment.
+#[tokio::test]
+async fn blocks_are_reserved_ahead_without_growing_the_file_and_a_refusal_changes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let record_len = |body: usize| MAGIC.len() as u64 + record::encoded_len(0, body);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let log = open_with(dir.path(), 64 << 20, &faults, Box::new(Inert));
+    assert_eq!(log.append(vec![entry(b"first")]).await.unwrap(), 1..2);
+    let meta = std::fs::metadata(dir.path().join(file_name(1))).unwrap();
+    assert_eq!(meta.len(), record_len(5));
+    let probe = tempfile::tempfile_in(dir.path()).unwrap();
+    if Disk::default().allocate(&probe, 0, 1 << 20).is_ok() {
+        assert!(meta.blocks() * 512 >= 4 << 20, "{} blocks", meta.blocks());
+    }
+    assert_eq!(faults.take_fired(), []);
+    drop(log);
+
+    let refused = tempfile::tempdir().unwrap();
+    let log = open_with(refused.path(), 64 << 20, &faults, Box::new(Inert));
+    faults.arm(Op::Allocate, Fault::Errno(libc::EOPNOTSUPP));
+    faults.arm(Op::Allocate, Fault::Errno(libc::EOPNOTSUPP));
+    assert_eq!(log.append(vec![entry(b"one")]).await.unwrap(), 1..2);
+    assert_eq!(log.append(vec![entry(b"two")]).await.unwrap(), 2..3);
+    assert_eq!(
+        faults.take_fired(),
+        [(Op::Allocate, Fault::Errno(libc::EOPNOTSUPP))]
+    );
+    drop(log);
+    let (_log, ids, recovery) = open(refused.path());
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(recovery, Recovery::default());
+}

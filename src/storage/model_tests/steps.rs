@@ -56,6 +56,7 @@ fn fault() -> impl Strategy<Value = (DiskOp, Fault)> {
         1 => Just((DiskOp::SetLen, Fault::Errno(libc::EIO))),
         1 => Just((DiskOp::Rename, Fault::Errno(libc::EIO))),
         1 => Just((DiskOp::Remove, Fault::Errno(libc::EIO))),
+        1 => Just((DiskOp::Allocate, Fault::Errno(libc::ENOSPC))),
     ]
 }
 
