@@ -35,7 +35,7 @@ const MAX_BATCH_REQUESTS: usize = 1024;
 /// Blocks of the active segment are reserved this far ahead of its data
 /// (never past the segment's size): a write into reserved blocks skips
 /// the file system's delayed allocation, and its `fdatasync` the block
-/// allocation, ~15% of the kernel's time per batch on ext4
+/// allocation, 6-15% of the kernel's time per batch on ext4
 /// (docs/performance.md, "The durable queue"). The file's size still
 /// grows with each write, so a scan after a crash finds the end as before.
 const ALLOCATE_AHEAD: u64 = 4 << 20;
