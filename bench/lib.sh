@@ -17,6 +17,10 @@ TICK=$(getconf CLK_TCK)
 # captured py-spy profile.
 INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
 PUSH_PATH=/push.v1.PusherService/Push
+# The queued relay's `max_in_flight` in the queue benches: as many requests
+# at the sink as the relay without a queue has, one per wrk connection (64);
+# QUEUE_MAX_IN_FLIGHT=8 measures the default.
+QUEUE_MAX_IN_FLIGHT=${QUEUE_MAX_IN_FLIGHT:-64}
 PIDS=()
 
 bench_init() { # name

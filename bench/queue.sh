@@ -32,7 +32,6 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 BACKLOG_MIB=${QUEUE_BACKLOG_MIB:-1024}
-MAX_IN_FLIGHT=${QUEUE_MAX_IN_FLIGHT:-64}
 P_SINK=18501 P_PLAIN=18502 P_PLAIN_ADMIN=18503 P_QUEUE=18504 P_QUEUE_ADMIN=18505
 
 bench_init queue
@@ -50,7 +49,7 @@ relay_config $P_PLAIN $P_SINK "" "$BACKOFF" >"$T/plain.alloy"
 relay_config $P_QUEUE $P_SINK 'queue {
     max_size = "'$((BACKLOG_MIB * 4))'MiB"
     sync     = "'"${QUEUE_SYNC:-always}"'"
-    max_in_flight = '$MAX_IN_FLIGHT'
+    max_in_flight = '$QUEUE_MAX_IN_FLIGHT'
   }' "$BACKOFF" >"$T/queue.alloy"
 
 start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; PIDS+=($!); sleep 0.3; }
@@ -186,7 +185,7 @@ log "drained $backlog_profiles in ${drain_secs}s from the sink's start, ${sendin
 # --- table ---------------------------------------------------------------------
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v v="$1" -v l="$2" -v op="$3" 'BEGIN { ok = (op == "ge") ? v >= l : v <= l; print ok ? "met" : "MISSED" }'; }
-echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores; $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; queue \`max_in_flight = $MAX_IN_FLIGHT\`; wrk errors: $errors."
+echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores; $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; queue \`max_in_flight = $QUEUE_MAX_IN_FLIGHT\`; wrk errors: $errors."
 echo
 echo "| figure | measured | target | |"
 echo "|---|---:|---|---|"

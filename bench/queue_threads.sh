@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where a queued profile's CPU goes, thread by thread (docs/performance.md,
 # "The durable queue"): the relay without a queue and the relay with
-# `queue { sync = "always" max_in_flight = 64 }` (as bench/queue.sh;
-# QUEUE_MAX_IN_FLIGHT sets it) in front of the same bench-sink, /ingest 10 KB
+# `queue { sync = "always" max_in_flight = 64 }` (QUEUE_MAX_IN_FLIGHT,
+# bench/lib.sh) in front of the same bench-sink, /ingest 10 KB
 # over 64 connections (wrk), rounds alternating; for each round the req/s
 # and, per thread name, the user and system CPU per request read from
 # /proc/<pid>/task/*/stat, and the sink's.
@@ -29,7 +29,7 @@ RELAY_A=${RELAY_A:-$RELAY}
 RELAY_Q=${RELAY_Q:-$RELAY}
 QUEUE_BLOCK='queue {
     sync = "'"${QUEUE_SYNC:-always}"'"
-    max_in_flight = '"${QUEUE_MAX_IN_FLIGHT:-64}"'
+    max_in_flight = '"$QUEUE_MAX_IN_FLIGHT"'
   }'
 ingest_body >"$T/body"
 relay_config $P_PLAIN $P_SINK "${A_QUEUE:+$QUEUE_BLOCK}" >"$T/plain.alloy"

@@ -159,13 +159,13 @@ async fn a_segment_deleted_under_a_reader_is_stepped_over() {
 #[tokio::test]
 async fn blocks_are_reserved_ahead_without_growing_the_file_and_a_refusal_changes_nothing() {
     use std::os::unix::fs::MetadataExt;
-    let record_len = |body: usize| MAGIC.len() as u64 + record::encoded_len(0, body);
+    let file_len = |body: usize| MAGIC.len() as u64 + record::encoded_len(0, body);
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
     let log = open_with(dir.path(), 64 << 20, &faults, Box::new(Inert));
     assert_eq!(log.append(vec![entry(b"first")]).await.unwrap(), 1..2);
     let meta = std::fs::metadata(dir.path().join(file_name(1))).unwrap();
-    assert_eq!(meta.len(), record_len(5));
+    assert_eq!(meta.len(), file_len(5));
     let probe = tempfile::tempfile_in(dir.path()).unwrap();
     if Disk::default().allocate(&probe, 0, 1 << 20).is_ok() {
         assert!(meta.blocks() * 512 >= 4 << 20, "{} blocks", meta.blocks());
