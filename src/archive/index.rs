@@ -164,10 +164,21 @@ impl Owner for ArchiveOwner {
                 break;
             };
             let expired = oldest.max_arrival < cutoff;
-            if !(expired || log.disk_bytes() > limits.max_size) {
+            let over = log.disk_bytes() > limits.max_size;
+            if !(expired || over) {
                 break;
             }
-            let Some(dropped) = log.drop_oldest() else {
+            if over && log.discard_spare() > 0 {
+                continue;
+            }
+            // An expired segment's file may be kept to become a later one
+            // (still counted in the archive's size).
+            let dropped = if over {
+                log.drop_oldest()
+            } else {
+                log.retire_oldest()
+            };
+            let Some(dropped) = dropped else {
                 break;
             };
             evicted += self.0.lock().remove_before(dropped.end_id);

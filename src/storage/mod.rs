@@ -13,6 +13,15 @@
 //! would take it past `segment_size`, and a new one is started, named by
 //! the next id. A record bigger than that gets a segment of its own.
 //!
+//! **Reuse.** An owner that is done with the oldest segment may retire it
+//! instead of deleting it ([`Control::retire_oldest`]): its file is
+//! renamed `<dir>/spare.dat`, cut to its records, and becomes the next
+//! segment (renamed again, its magic and a sentinel record at its end
+//! written and synced first). Writing into blocks that were written before
+//! neither allocates them nor changes the file's size, so `fdatasync`
+//! writes back the data alone. One file at most is kept; it counts in
+//! [`Log::disk_bytes`]. A spare found on open is deleted.
+//!
 //! **Record.** All integers little-endian:
 //! ```text
 //! len u32         bytes after the crc field: 4 + header_len + body_len
@@ -44,7 +53,14 @@
 //! have only their headers read; the active one is checked record by
 //! record. A damaged record is skipped and counted, and the scan goes on
 //! at the next intact record; bytes at the end with no intact record after
-//! them (a torn write) are cut off the active segment.
+//! them (a torn write) are cut off the active segment. In a reused file
+//! the segment's records end at the first intact record whose id is below
+//! the segment's name (no segment holds one): what the file held before,
+//! ending with the sentinel (id 0), so there is always such a record after
+//! the last new one. That is no damage: it is not counted, and it is cut
+//! off the active segment. A reused file that still ends with its
+//! sentinel is checked record by record even when sealed, because a torn
+//! record there need not run past the end of the file.
 
 mod answer;
 mod closer;
@@ -62,6 +78,8 @@ mod record;
 mod recovery;
 #[cfg(test)]
 mod recovery_tests;
+#[cfg(test)]
+mod reuse_tests;
 mod segment;
 mod table;
 mod writer;
@@ -261,11 +279,16 @@ impl Log {
                 let (path, file) = segment::create(&options.disk, dir, id, &options.magic)?;
                 let size = options.magic.len() as u64;
                 table.disk_bytes += size;
-                table.segments.insert(id, new_segment(path, &file, size)?);
+                table
+                    .segments
+                    .insert(id, new_segment(path, &file, size, size)?);
                 (id, file, size)
             }
         };
         table.next_id = table.next_id.max(active_id);
+        if let Err(e) = segment::discard_spare(&options.disk, dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not delete the log's spare segment file");
+        }
         let committed_id = table.next_id;
         let table = Arc::new(Mutex::new(table));
         let (committed_tx, committed) = watch::channel(committed_id);
@@ -477,7 +500,12 @@ impl Drop for Log {
 }
 
 /// An empty segment's table entry, read through a clone of `file`.
-fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, StorageError> {
+fn new_segment(
+    path: PathBuf,
+    file: &File,
+    size: u64,
+    file_len: u64,
+) -> Result<table::Segment, StorageError> {
     let read = file
         .try_clone()
         .map_err(|e| StorageError::io("opening", &path, e))?;
@@ -485,6 +513,7 @@ fn new_segment(path: PathBuf, file: &File, size: u64) -> Result<table::Segment, 
         path,
         file: Arc::new(read),
         size,
+        file_len,
         count: 0,
         min_arrival: i64::MAX,
         max_arrival: i64::MIN,

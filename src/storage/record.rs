@@ -125,6 +125,29 @@ pub fn verify(record: &[u8]) -> Result<Prefix, StorageError> {
     Ok(p)
 }
 
+/// The record a reused segment file ends with (see `segment::reuse`): id
+/// 0, which no record of a log has, with nothing in it.
+pub(super) fn sentinel() -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(0, 0, &[], &[], &mut out).expect("an empty record");
+    out
+}
+
+/// Bytes from a record's start to its id's end: what [`peek`] needs.
+pub(super) const PEEK: usize = PREFIX + 1 + 8;
+
+/// The framing and id of what may be a record starting at `b[0]` (at
+/// least [`PEEK`] bytes), checked only as far as those bytes allow: a cheap
+/// filter before a checksum over the whole record.
+pub(super) fn peek(b: &[u8]) -> Option<(Prefix, u64)> {
+    let prefix = Prefix::parse(b.get(..PREFIX)?.try_into().ok()?).ok()?;
+    if *b.get(PREFIX)? != HEADER_VERSION {
+        return None;
+    }
+    let id = u64::from_le_bytes(b.get(PREFIX + 1..PEEK)?.try_into().ok()?);
+    Some((prefix, id))
+}
+
 /// Splits a header (the `header_len` bytes after the prefix).
 pub fn decode_head(header: &[u8]) -> Result<Head<'_>, StorageError> {
     if header.len() < HEAD {

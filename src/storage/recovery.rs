@@ -51,8 +51,8 @@ pub(super) fn load(
             r => r?,
         };
         recovery.corrupt += scan.corrupt;
-        let (file, size, disk_bytes) = if let Some(disk) = repair.filter(|_| last) {
-            recovery.truncated += scan.file_len.saturating_sub(scan.valid_len);
+        let (file, size, file_len) = if let Some(disk) = repair.filter(|_| last) {
+            recovery.truncated += scan.torn_bytes();
             let (f, size) = segment::repair_tail(disk, &path, &scan, magic)?;
             let read = f
                 .try_clone()
@@ -60,7 +60,7 @@ pub(super) fn load(
             active = Some((first, f, size));
             (read, size, size)
         } else {
-            if let Some(why) = &scan.stopped {
+            if let Some(why) = scan.stopped.as_ref().filter(|_| scan.leftover_at.is_none()) {
                 recovery.corrupt += 1;
                 tracing::warn!(segment = %path.display(), reason = %why, "log segment is damaged at its end; the records after the damage are skipped");
             }
@@ -68,7 +68,7 @@ pub(super) fn load(
             // Readers never read past the last intact record.
             (f, scan.valid_len.max(magic.len() as u64), scan.file_len)
         };
-        table.disk_bytes += disk_bytes;
+        table.disk_bytes += file_len;
         table.next_id = table.next_id.max(first).max(max_id.map_or(0, |id| id + 1));
         last_id = last_id.max(max_id);
         table.segments.insert(
@@ -77,6 +77,7 @@ pub(super) fn load(
                 path,
                 file: Arc::new(file),
                 size,
+                file_len,
                 count: seg_count,
                 min_arrival,
                 max_arrival,

@@ -45,7 +45,7 @@ pub(super) fn open(dir: &Path) -> (Log, Vec<u64>, Recovery) {
 async fn ids_must_increase_across_segments_and_stop_below_the_maximum() {
     let dir = tempfile::tempdir().unwrap();
     write_segment(dir.path(), 1, &[1, 2, 9]);
-    write_segment(dir.path(), 10, &[5, 9, 11]);
+    write_segment(dir.path(), 3, &[5, 9, 11]);
     let (log, ids, recovery) = open(dir.path());
     assert_eq!(ids, [1, 2, 9, 11]);
     // 5 and 9 are one stretch of damage: the scan resumes at 11.
@@ -65,4 +65,41 @@ async fn ids_must_increase_across_segments_and_stop_below_the_maximum() {
     let (log, ids, _) = open(dir.path());
     assert_eq!(ids, [3]);
     assert_eq!(log.next_id(), 4);
+}
+
+/// A reused segment file (`Control::retire_oldest`) still holds what it
+/// held before past the new records: intact records whose ids are below
+/// the segment's name. The scan ends there, without counting damage, and
+/// the active segment is cut back to its own records.
+#[tokio::test]
+async fn records_below_a_segments_name_end_it_as_a_reused_files_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    write_segment(dir.path(), 1, &[1, 2]);
+    write_segment(dir.path(), 3, &[3, 4, 1, 2]);
+    write_segment(dir.path(), 5, &[5, 6, 3, 4]);
+    let (log, ids, recovery) = open(dir.path());
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(recovery, Recovery::default());
+    assert_eq!(log.next_id(), 7);
+    let active = std::fs::metadata(dir.path().join(file_name(5))).unwrap();
+    let mut expected = MAGIC.to_vec();
+    for id in [5, 6] {
+        encode(
+            id,
+            1_700_000_000_000_000_000,
+            b"meta",
+            b"body",
+            &mut expected,
+        )
+        .unwrap();
+    }
+    assert_eq!(active.len(), expected.len() as u64);
+    // The sealed one keeps its leftovers, which readers never reach.
+    let mut cursor = log.seek(1).unwrap();
+    let mut ahead = ReadAhead::default();
+    let mut read = Vec::new();
+    while let Next::Record(r) = log.read_next(&mut cursor, &mut ahead).unwrap() {
+        read.push(r.head().id);
+    }
+    assert_eq!(read, [1, 2, 3, 4, 5, 6]);
 }

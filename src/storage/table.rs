@@ -14,6 +14,9 @@ pub struct Segment {
     /// Bytes readers may read: written (and synced, under
     /// [`SyncPolicy::Always`](super::SyncPolicy)) records and the magic.
     pub size: u64,
+    /// Bytes the file takes: `size`, or more when it holds what a reused
+    /// file held before, or damage readers never reach.
+    pub file_len: u64,
     pub count: u64,
     /// Arrival of the oldest and newest record (`i64::MAX`/`i64::MIN` when
     /// empty).
@@ -46,6 +49,7 @@ pub struct SegmentInfo {
 pub(crate) struct Table {
     /// By first id, oldest first; the last one is the active segment.
     pub segments: BTreeMap<u64, Segment>,
+    /// Every segment's `file_len`, and the spare file's (kept for reuse).
     pub disk_bytes: u64,
     /// The id the next record will get.
     pub next_id: u64,

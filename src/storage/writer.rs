@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 mod control;
+mod segments;
 
 pub use control::Control;
 
@@ -23,7 +24,7 @@ use super::closer::Closer;
 use super::disk::Disk;
 use super::recent::RecentBatches;
 use super::record::{self, PREFIX, Prefix};
-use super::segment::{self, Magic};
+use super::segment::{Magic, Spare};
 use super::table::{SharedTable, lock};
 use super::{Entry, Owner, StorageError, SyncPolicy, Written};
 use crate::telemetry::civil_time::unix_nanos;
@@ -83,6 +84,9 @@ pub(crate) struct Core {
     dirty_since: Option<Instant>,
     closer: Closer,
     recent: Arc<RecentBatches>,
+    /// A delivered segment's file, kept to become the next segment
+    /// ([`Control::retire_oldest`]); counted in the table's `disk_bytes`.
+    spare: Option<Spare>,
 }
 
 impl Core {
@@ -106,6 +110,7 @@ impl Core {
             dirty_since: None,
             closer: Closer::default(),
             recent,
+            spare: None,
         }
     }
 
@@ -320,7 +325,10 @@ impl Core {
             staged.clear();
             // Cut off a partial write so the segment stays parseable.
             let reason = match self.cfg.disk.set_len(file, at) {
-                Ok(()) => format!("write: {e}"),
+                Ok(()) => {
+                    self.cut_to(at);
+                    format!("write: {e}")
+                }
                 Err(e2) => format!("write: {e}; then truncating: {e2}"),
             };
             return Err(self.disk_failed(owner, reason));
@@ -336,7 +344,11 @@ impl Core {
                     // log then delivers them, at least once).
                     let reason = match self.active.as_ref().map(|f| self.cfg.disk.set_len(f, at)) {
                         Some(Err(e2)) => format!("fsync: {e}; then truncating: {e2}"),
-                        _ => format!("fsync: {e}"),
+                        Some(Ok(())) => {
+                            self.cut_to(at);
+                            format!("fsync: {e}")
+                        }
+                        None => format!("fsync: {e}"),
                     };
                     return Err(self.disk_failed(owner, reason));
                 }
@@ -365,7 +377,12 @@ impl Core {
         let size = buf.len() as u64;
         {
             let mut table = lock(&self.table);
+            let table = &mut *table;
             if let Some(seg) = table.segments.get_mut(&self.active_id) {
+                // A reused file's blocks are counted already.
+                let grown = (seg.size + size).saturating_sub(seg.file_len);
+                seg.file_len += grown;
+                table.disk_bytes += grown;
                 seg.size += size;
                 seg.count += written.len() as u64;
                 for w in &written {
@@ -374,7 +391,6 @@ impl Core {
                 }
                 seg.last_id = written.last().map(|w| w.id).or(seg.last_id);
             }
-            table.disk_bytes += size;
         }
         let next_id = written.last().map(|w| w.id + 1);
         drop(written);
@@ -389,24 +405,6 @@ impl Core {
         self.active_size += size;
         staged.clear();
         Ok(())
-    }
-
-    /// Reserves the active segment's blocks up to [`ALLOCATE_AHEAD`] past
-    /// `end`, when `end` is past what is reserved.
-    fn allocate_ahead(&mut self, end: u64) {
-        let Some(file) = &self.active else { return };
-        let from = self.allocated_to.max(self.active_size);
-        let to = (end + ALLOCATE_AHEAD).min(self.cfg.segment_size);
-        if end <= self.allocated_to || to <= from {
-            return;
-        }
-        self.allocated_to = match self.cfg.disk.allocate(file, from, to - from) {
-            Ok(()) => to,
-            Err(e) => {
-                tracing::debug!(error = %e, segment = self.active_id, "cannot reserve blocks ahead in a log segment; writing without");
-                u64::MAX
-            }
-        };
     }
 
     /// Under `SyncPolicy::Every`: syncs what was written when the period
@@ -425,42 +423,6 @@ impl Core {
         if let Err(e) = self.sync() {
             self.disk_failed(owner, format!("periodic fsync: {e}"));
         }
-    }
-
-    /// Closes the active segment and starts a new one named by the next id.
-    /// When that fails the old segment is sealed all the same: a file named
-    /// by the next id may exist now, and records written into the old
-    /// segment under ids at or above that name would be looked for in the
-    /// wrong segment after a restart (readers find an id by segment names).
-    fn rotate(&mut self) -> Result<(), StorageError> {
-        let started = self.start_segment();
-        if started.is_err() {
-            self.active = None;
-        }
-        started
-    }
-
-    fn start_segment(&mut self) -> Result<(), StorageError> {
-        if self.dirty_since.take().is_some() && self.active.is_some() {
-            // The old segment is synced whole before the next one starts.
-            self.sync()
-                .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
-        }
-        let next_id = lock(&self.table).next_id;
-        let (path, file) =
-            segment::create(&self.cfg.disk, &self.cfg.dir, next_id, &self.cfg.magic)?;
-        let size = self.cfg.magic.len() as u64;
-        let seg = super::new_segment(path, &file, size)?;
-        {
-            let mut table = lock(&self.table);
-            table.disk_bytes += size;
-            table.segments.insert(next_id, seg);
-        }
-        self.active = Some(file);
-        self.active_id = next_id;
-        self.active_size = size;
-        self.allocated_to = 0;
-        Ok(())
     }
 }
 

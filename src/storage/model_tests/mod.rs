@@ -73,7 +73,7 @@ impl Owner for ModelOwner {
         while log.segments().first().is_some_and(|s| {
             s.last_id.is_none_or(|last| last < delivered) && (!s.active || log.failing())
         }) {
-            if log.drop_oldest().is_none() {
+            if log.retire_oldest().is_none() {
                 break;
             }
         }
@@ -81,6 +81,23 @@ impl Owner for ModelOwner {
 
     fn health(&mut self, failure: Option<&str>) {
         self.seen.lock().unwrap().failing = failure.map(str::to_owned);
+    }
+}
+
+/// Whether a segment file holds more than its first `durable` bytes:
+/// records past them, or bytes that are not what a reused file held
+/// before (which ends at an intact record with an id below the segment's
+/// name, see `Control::retire_oldest`, and is no part of the segment).
+fn holds_more(path: &Path, first: u64, durable: u64) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.len() <= durable {
+        return false;
+    }
+    match super::segment::scan(path, &MAGIC, true, first, None, |_| {}) {
+        Ok(scan) => scan.valid_len > durable || scan.leftover_at.is_none(),
+        Err(_) => true,
     }
 }
 
@@ -301,13 +318,12 @@ impl Harness {
         Ok(())
     }
 
-    /// Segment files longer than what was committed in them: a failed
-    /// write that could not be cut off.
+    /// Segment files holding more than what was committed in them: a
+    /// failed write that could not be cut off.
     fn find_dirty(&mut self) {
         for (first, path) in list_segments(self.dir.path()).unwrap() {
-            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
             let durable = self.model.durable.get(&first).copied();
-            if len > durable.unwrap_or(MAGIC.len() as u64) {
+            if holds_more(&path, first, durable.unwrap_or(MAGIC.len() as u64)) {
                 self.model.dirty.insert(first);
             }
         }
@@ -329,7 +345,7 @@ impl Harness {
             .copied()
             .unwrap_or(MAGIC.len() as u64);
         prop_assert!(
-            meta.len() <= expected,
+            !holds_more(&path, sealed, expected),
             "sealed segment {sealed:x} is {} bytes, committed {expected}",
             meta.len()
         );

@@ -1,6 +1,8 @@
 //! What an owner's hooks may do with the writer: look at the segments,
 //! scan and delete the oldest one.
 
+use std::sync::Arc;
+
 use super::Core;
 use crate::storage::Written;
 use crate::storage::segment;
@@ -66,6 +68,30 @@ impl Control<'_> {
     /// segment is left, a new segment could not be started, or the file
     /// could not be deleted.
     pub fn drop_oldest(&mut self) -> Option<SegmentInfo> {
+        self.remove_oldest(false)
+    }
+
+    /// As [`Control::drop_oldest`], for a segment whose records are done
+    /// with, not to make room: its file may be kept, still counted in
+    /// [`Control::disk_bytes`], to become a later segment (writing into
+    /// blocks written before costs the disk less; docs/performance.md,
+    /// "Segment files reused"). One file at most is kept, never while the
+    /// disk is failing, and never one a reader still has open.
+    pub fn retire_oldest(&mut self) -> Option<SegmentInfo> {
+        self.remove_oldest(true)
+    }
+
+    /// Deletes the file kept by [`Control::retire_oldest`], if any; the
+    /// bytes freed. For an owner that needs room.
+    pub fn discard_spare(&mut self) -> u64 {
+        self.w.discard_spare()
+    }
+
+    fn remove_oldest(&mut self, reuse: bool) -> Option<SegmentInfo> {
+        if self.w.failing {
+            // Every byte may count on a full disk.
+            self.w.discard_spare();
+        }
         let oldest = *lock(&self.w.table).infos().first()?;
         // A segment sealed after a failed write is never written again, so
         // it can go without a new one being started first (which a full
@@ -99,19 +125,32 @@ impl Control<'_> {
             }
         }
         let (first, seg) = table.segments.pop_first()?;
-        // Unlinking needs no free space, so a full disk can still be emptied.
-        match self.w.cfg.disk.remove(&seg.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Out of the table, the file gets no new readers; one that still
+        // has it open would read what a new segment writes over it.
+        let keep = (reuse
+            && !self.w.failing
+            && self.w.spare.is_none()
+            && seg.size >= self.w.cfg.segment_size / 2
+            && Arc::strong_count(&seg.file) == 1)
+            .then_some(seg.size);
+        // Unlinking (or renaming) needs no free space, so a full disk can
+        // still be emptied.
+        let (disk, dir) = (&self.w.cfg.disk, &self.w.cfg.dir);
+        let spare = match segment::retire(disk, dir, &seg.path, keep) {
+            Ok(spare) => spare,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::warn!(segment = %seg.path.display(), error = %e, "could not delete a log segment; it stays");
                 table.segments.insert(first, seg);
                 return None;
             }
-        }
-        table.disk_bytes -= seg.size;
+        };
+        table.disk_bytes -= seg.file_len;
+        table.disk_bytes += spare.as_ref().map_or(0, |s| s.len);
         drop(table);
-        if !self.w.failing {
+        if spare.is_some() {
+            self.w.spare = spare;
+        } else if !self.w.failing {
             self.w.closer.close(seg.file);
         }
         if let Err(e) = segment::sync_dir(&self.w.cfg.disk, &self.w.cfg.dir) {

@@ -85,14 +85,20 @@ impl QueueOwner {
 
     /// Deletes segments every endpoint has passed. The active one goes too
     /// when `active` says so and all of it was delivered (a new one is
-    /// started).
-    fn reclaim(&self, log: &mut Control<'_>, min: u64, active: bool) {
+    /// started). With `reuse`, a file may be kept to become a later
+    /// segment; without, every byte is freed (room is needed).
+    fn reclaim(&self, log: &mut Control<'_>, min: u64, active: bool, reuse: bool) {
         while log
             .segments()
             .first()
             .is_some_and(|s| s.last_id.is_none_or(|last| last < min) && (active || !s.active))
         {
-            if log.drop_oldest().is_none() {
+            let removed = if reuse {
+                log.retire_oldest()
+            } else {
+                log.drop_oldest()
+            };
+            if removed.is_none() {
                 break;
             }
         }
@@ -194,10 +200,11 @@ impl Owner for QueueOwner {
                 settings.max_size
             )));
         }
-        if log.disk_bytes() + bytes > settings.max_size
-            && let Some(min) = self.min_position()
-        {
-            self.reclaim(log, min, true);
+        if log.disk_bytes() + bytes > settings.max_size {
+            log.discard_spare();
+            if let Some(min) = self.min_position() {
+                self.reclaim(log, min, true, false);
+            }
         }
         while log.disk_bytes() + bytes > settings.max_size {
             if settings.when_full == WhenFull::Reject || !self.drop_oldest(log) {
@@ -235,7 +242,7 @@ impl Owner for QueueOwner {
                 .segments()
                 .last()
                 .is_some_and(|s| s.size > self.shared.segment_size / 2);
-            self.reclaim(log, min, big || log.failing());
+            self.reclaim(log, min, big || log.failing(), true);
         }
         self.publish_gauges(log);
     }
