@@ -13,8 +13,12 @@ kernel costs").
     python3 bench/fsync_modes.py --batches 500 --batch-kib 64 --dir /var/lib/relay-test
 
 Modes:
-  buffered             pwrite extending the file, then fdatasync (what the relay does)
+  buffered             pwrite extending the file, then fdatasync (what the relay did first)
+  buffered-reserved    the same with blocks reserved 4 MiB ahead, fallocate(KEEP_SIZE)
+                       (what the relay does in a new segment file)
   buffered-prezeroed   the same into a file whose blocks were written with zeros first
+                       (what the relay does in a reused segment file, whose blocks
+                       were written before)
   direct-fallocated    O_DIRECT pwrite into fallocate()d (unwritten) blocks, then fdatasync
   direct-prezeroed     O_DIRECT pwrite into pre-zeroed blocks, then fdatasync
   direct-prezeroed-dsync   the same with O_DSYNC instead of fdatasync (one call per batch)
@@ -25,6 +29,8 @@ fails says why and the others still run.
 """
 
 import argparse
+import ctypes
+import ctypes.util
 import mmap
 import os
 import resource
@@ -32,6 +38,22 @@ import tempfile
 import time
 
 ZERO_CHUNK = 1 << 20
+RESERVE_AHEAD = 4 << 20
+FALLOC_FL_KEEP_SIZE = 1
+
+
+_LIBC = []
+
+
+def reserve(fd, offset, length):
+    """fallocate(FALLOC_FL_KEEP_SIZE): blocks without a new file size."""
+    if not _LIBC:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        _LIBC.append(libc)
+    if _LIBC[0].fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def cpu_seconds():
@@ -73,8 +95,13 @@ def run_mode(mode, directory, batch, batches):
         if mode == "direct-fallocated":
             os.posix_fallocate(fd, 0, size)
             os.fsync(fd)
+        reserved = 0
         (u0, s0), t0 = cpu_seconds(), time.monotonic()
         for i in range(batches):
+            if mode == "buffered-reserved" and (i + 1) * batch > reserved:
+                end = min((i + 1) * batch + RESERVE_AHEAD, size)
+                reserve(fd, reserved, end - reserved)
+                reserved = end
             os.pwrite(fd, buf, i * batch)
             if not mode.endswith("-dsync"):
                 os.fdatasync(fd)
@@ -106,7 +133,7 @@ def main():
     args = ap.parse_args()
     batch = -(-args.batch_kib * 1024 // 4096) * 4096
     directory = tempfile.mkdtemp(prefix="fsync-modes.", dir=args.dir)
-    modes = ["buffered", "buffered-prezeroed", "direct-fallocated",
+    modes = ["buffered", "buffered-reserved", "buffered-prezeroed", "direct-fallocated",
              "direct-prezeroed", "direct-prezeroed-dsync"]
     print(f"{args.batches} batches of {batch // 1024} KiB in {directory}; per batch:")
     try:
