@@ -81,29 +81,43 @@ pub(crate) struct Spare {
     pub len: u64,
 }
 
-/// Deletes a segment's file, or, with `keep`, renames it to be the spare
-/// and cuts it to `data_len` (its records, without anything an earlier use
-/// left past them); `Some` when it was kept. The caller syncs the
-/// directory.
+/// Deletes a segment's file, or, with `keep`, renames it to be the spare:
+/// cut to `data_len` (its records, without anything an earlier use left
+/// past them), with `magic` and a sentinel record at its end written,
+/// durably; `Some` when it was kept. The caller syncs the directory.
+///
+/// What the file holds stays past the magic of the segment it becomes
+/// until written over. A scan stops at the first intact record there (no
+/// record of a segment has an id below the segment's name), and the
+/// sentinel, id 0, is such a record after every byte of it, so wherever
+/// the new records end there is one after them.
 pub(crate) fn retire(
     disk: &Disk,
     dir: &Path,
     path: &Path,
     keep: Option<u64>,
+    magic: &Magic,
 ) -> io::Result<Option<Spare>> {
     if let Some(data_len) = keep {
         let spare = dir.join(SPARE);
         match disk.rename(path, &spare) {
             Ok(()) => {
+                let sentinel = record::sentinel();
                 let kept = OpenOptions::new()
                     .read(true)
                     .write(true)
                     .open(&spare)
-                    .and_then(|file| disk.set_len(&file, data_len).map(|()| file));
+                    .and_then(|file| {
+                        disk.set_len(&file, data_len)?;
+                        disk.write_at(&file, &sentinel, data_len)?;
+                        disk.write_at(&file, magic, 0)?;
+                        disk.sync_data(&file)?;
+                        Ok(file)
+                    });
                 return match kept {
                     Ok(file) => Ok(Some(Spare {
                         file,
-                        len: data_len,
+                        len: data_len + sentinel.len() as u64,
                     })),
                     Err(e) => {
                         tracing::debug!(file = %spare.display(), error = %e, "cannot keep a delivered segment's file for reuse; deleting it");
@@ -129,31 +143,14 @@ pub(crate) fn discard_spare(disk: &Disk, dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Makes the spare the segment named by `first_id`, durably (its magic, a
-/// sentinel record at its end, its name, the directory); returns its path
-/// and new length. What the file held before stays past the magic until
-/// written over. A scan stops at the first intact record in it (no record
-/// of a segment has an id below the segment's name), and the sentinel, id
-/// 0, is such a record after every byte of it: the records it held end at
-/// the sentinel, so wherever the new records end there is one after them.
-pub(crate) fn reuse(
-    disk: &Disk,
-    dir: &Path,
-    spare: &Spare,
-    first_id: u64,
-    magic: &Magic,
-) -> Result<(PathBuf, u64), StorageError> {
+/// Makes the spare the segment named by `first_id`, durably (its name and
+/// the directory); returns its path.
+pub(crate) fn reuse(disk: &Disk, dir: &Path, first_id: u64) -> Result<PathBuf, StorageError> {
     let path = dir.join(file_name(first_id));
-    let err = |e| StorageError::io("reusing", &dir.join(SPARE), e);
-    let sentinel = record::sentinel();
-    disk.write_at(&spare.file, &sentinel, spare.len)
-        .and_then(|()| disk.write_at(&spare.file, magic, 0))
-        .and_then(|()| disk.sync_data(&spare.file))
-        .map_err(err)?;
     disk.rename(&dir.join(SPARE), &path)
         .map_err(|e| StorageError::io("renaming the spare segment file to", &path, e))?;
     sync_dir(disk, dir)?;
-    Ok((path, spare.len + sentinel.len() as u64))
+    Ok(path)
 }
 
 /// Cuts a segment back to its intact part and returns it opened for

@@ -136,7 +136,8 @@ impl Control<'_> {
         // Unlinking (or renaming) needs no free space, so a full disk can
         // still be emptied.
         let (disk, dir) = (&self.w.cfg.disk, &self.w.cfg.dir);
-        let spare = match segment::retire(disk, dir, &seg.path, keep) {
+        let magic = &self.w.cfg.magic;
+        let spare = match segment::retire(disk, dir, &seg.path, keep, magic) {
             Ok(spare) => spare,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {

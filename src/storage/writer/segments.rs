@@ -76,11 +76,8 @@ impl Core {
     fn reuse_spare(&mut self, first_id: u64) -> Option<(PathBuf, File, u64)> {
         let spare = self.spare.take()?;
         let (disk, dir) = (&self.cfg.disk, &self.cfg.dir);
-        match segment::reuse(disk, dir, &spare, first_id, &self.cfg.magic) {
-            Ok((path, len)) => {
-                lock(&self.table).disk_bytes += len - spare.len;
-                Some((path, spare.file, len))
-            }
+        match segment::reuse(disk, dir, first_id) {
+            Ok(path) => Some((path, spare.file, spare.len)),
             Err(e) => {
                 tracing::warn!(error = %e, "could not reuse a delivered segment's file; creating a new one");
                 lock(&self.table).disk_bytes -= spare.len;
