@@ -222,6 +222,11 @@ impl Core {
             self.failing = false;
             owner.health(None);
         }
+        // Before the answers: an owner's limits (the archive's `max_size`)
+        // hold by the time an append is answered.
+        self.requested = !maintained.is_empty();
+        owner.maintain(&mut Control { w: self });
+        self.requested = false;
         for (reply, answer) in answers {
             let answer = answer.and_then(|ids| {
                 if ids.end <= first_unwritten {
@@ -234,12 +239,6 @@ impl Core {
             });
             reply.send(answer);
         }
-        // After the answers, which wait for nothing of it: deleting or
-        // retiring a segment syncs the directory (0.5-3 ms on ext4, once
-        // per segment), and the owner publishes its gauges.
-        self.requested = !maintained.is_empty();
-        owner.maintain(&mut Control { w: self });
-        self.requested = false;
         for done in maintained {
             let _ = done.send(());
         }
