@@ -23,6 +23,18 @@ PUSH_PATH=/push.v1.PusherService/Push
 QUEUE_MAX_IN_FLIGHT=${QUEUE_MAX_IN_FLIGHT:-64}
 PIDS=()
 
+# The queue benches' `queue` block: `sync` from QUEUE_SYNC ("always" by
+# default), `max_in_flight` from QUEUE_MAX_IN_FLIGHT, and EXTRA lines.
+queue_block() { # [extra]
+  cat <<BLOCK
+queue {
+    sync = "${QUEUE_SYNC:-always}"
+    max_in_flight = $QUEUE_MAX_IN_FLIGHT
+    ${1:-}
+  }
+BLOCK
+}
+
 bench_init() { # name
   BENCH_NAME=$1
   T=$(mktemp -d "/tmp/pyroscope-relay-bench-$1.XXXXXX")

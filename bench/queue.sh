@@ -46,11 +46,7 @@ BODY_BYTES=$(stat -c %s "$T/body")
 BACKOFF='min_backoff_period = "100ms"
     max_backoff_period = "1s"'
 relay_config $P_PLAIN $P_SINK "" "$BACKOFF" >"$T/plain.alloy"
-relay_config $P_QUEUE $P_SINK 'queue {
-    max_size = "'$((BACKLOG_MIB * 4))'MiB"
-    sync     = "'"${QUEUE_SYNC:-always}"'"
-    max_in_flight = '$QUEUE_MAX_IN_FLIGHT'
-  }' "$BACKOFF" >"$T/queue.alloy"
+relay_config $P_QUEUE $P_SINK "$(queue_block "max_size = \"$((BACKLOG_MIB * 4))MiB\"")" "$BACKOFF" >"$T/queue.alloy"
 
 start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; PIDS+=($!); sleep 0.3; }
 stop_sink() { kill "${PID[sink]}"; wait "${PID[sink]}" 2>/dev/null || true; unset 'PID[sink]'; }

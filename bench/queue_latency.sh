@@ -23,13 +23,8 @@ build_relay_and_sink
 RELAY_A=${RELAY_A:-$RELAY}
 RELAY_B=${RELAY_B:-$RELAY}
 ingest_body >"$T/body"
-for side in A B; do
-  port_var=P_$side
-  relay_config "${!port_var}" $P_SINK 'queue {
-    sync = "'"${QUEUE_SYNC:-always}"'"
-    max_in_flight = '"$QUEUE_MAX_IN_FLIGHT"'
-  }' >"$T/$side.alloy"
-done
+relay_config $P_A $P_SINK "$(queue_block)" >"$T/A.alloy"
+relay_config $P_B $P_SINK "$(queue_block)" >"$T/B.alloy"
 "$SINK" $P_SINK 2 & PIDS+=($!)
 sleep 0.3
 "$RELAY_A" run "$T/A.alloy" --server.http.listen-addr 127.0.0.1:$P_A_ADMIN \

@@ -27,10 +27,7 @@ need wrk
 build_relay_and_sink
 RELAY_A=${RELAY_A:-$RELAY}
 RELAY_Q=${RELAY_Q:-$RELAY}
-QUEUE_BLOCK='queue {
-    sync = "'"${QUEUE_SYNC:-always}"'"
-    max_in_flight = '"$QUEUE_MAX_IN_FLIGHT"'
-  }'
+QUEUE_BLOCK=$(queue_block)
 ingest_body >"$T/body"
 relay_config $P_PLAIN $P_SINK "${A_QUEUE:+$QUEUE_BLOCK}" >"$T/plain.alloy"
 relay_config $P_QUEUE $P_SINK "$QUEUE_BLOCK" >"$T/queue.alloy"

@@ -125,7 +125,10 @@ pub fn verify(record: &[u8]) -> Result<Prefix, StorageError> {
     Ok(p)
 }
 
-/// The record a reused segment file ends with (see `segment::reuse`): id
+/// The size of the smallest record (no metadata, no body), the sentinel's.
+pub(super) const MIN_RECORD: u64 = (PREFIX + HEAD) as u64;
+
+/// The record a reused segment file ends with (see `segment::retire`): id
 /// 0, which no record of a log has, with nothing in it.
 pub(super) fn sentinel() -> Vec<u8> {
     let mut out = Vec::new();
@@ -238,6 +241,17 @@ impl<'a> MetaReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reused files are recognised by their sentinel, which scans take to
+    /// be the smallest record there is, id 0.
+    #[test]
+    fn the_sentinel_is_the_smallest_record_with_id_0() {
+        let sentinel = sentinel();
+        assert_eq!(sentinel.len() as u64, MIN_RECORD);
+        let prefix = verify(&sentinel).unwrap();
+        let head = decode_head(&sentinel[PREFIX..prefix.body_start()]).unwrap();
+        assert_eq!((head.id, head.meta, prefix.body_len()), (0, &[][..], 0));
+    }
 
     #[test]
     fn crc32_matches_known_vectors() {

@@ -1,6 +1,6 @@
 //! The scan that finds every intact record of a segment again on open:
 //! damaged records are skipped, and in a reused file (see
-//! [`super::reuse`]) the scan ends where the file's earlier content
+//! [`super::retire`]) the scan ends where the file's earlier content
 //! begins.
 
 use std::fs::File;
@@ -228,7 +228,7 @@ pub fn scan(
                 // records end inside it), or (when the size grew before
                 // the data arrived) zeros.
                 let runs_past_end = got < PREFIX
-                    || file_len - pos < record::encoded_len(0, 0)
+                    || file_len - pos < record::MIN_RECORD
                     || Prefix::parse(&p).is_ok_and(|q| pos + q.record_len() > file_len);
                 let torn = runs_past_end || all_zero(&file, pos, file_len).map_err(io_err)?;
                 scan.torn = torn;
@@ -339,31 +339,31 @@ fn resync(
 }
 
 /// Whether the file ends with the sentinel record of a reused file (see
-/// [`super::reuse`]).
+/// [`super::retire`]), whole, after the segment's `header`.
 fn ends_with_sentinel(file: &File, file_len: u64, header: u64) -> std::io::Result<bool> {
-    let sentinel = record::sentinel();
-    let len = sentinel.len() as u64;
+    let len = record::MIN_RECORD;
     if file_len < header + len {
         return Ok(false);
     }
-    let mut rec = vec![0u8; sentinel.len()];
-    file.read_exact_at(&mut rec, file_len - len)?;
-    Ok(rec == sentinel)
+    sentinel_tail_from(file, file_len - len, file_len)
 }
 
 /// Whether the bytes from `pos` to the end are the last bytes of a reused
 /// file's sentinel, fewer than a whole one.
 fn sentinel_rest(file: &File, pos: u64, file_len: u64) -> std::io::Result<bool> {
-    let sentinel = record::sentinel();
-    let Some(rest) = usize::try_from(file_len - pos)
-        .ok()
-        .filter(|&n| n > 0 && n < sentinel.len())
-    else {
+    let rest = file_len - pos;
+    if rest == 0 || rest >= record::MIN_RECORD {
         return Ok(false);
-    };
-    let mut bytes = vec![0u8; rest];
-    file.read_exact_at(&mut bytes, pos)?;
-    Ok(sentinel.ends_with(&bytes))
+    }
+    sentinel_tail_from(file, pos, file_len)
+}
+
+/// Whether the bytes from `from` to the end of the file (no more than a
+/// sentinel's length) are the sentinel's last bytes.
+fn sentinel_tail_from(file: &File, from: u64, file_len: u64) -> std::io::Result<bool> {
+    let mut bytes = vec![0u8; (file_len - from) as usize];
+    file.read_exact_at(&mut bytes, from)?;
+    Ok(record::sentinel().ends_with(&bytes))
 }
 
 /// Whether `id` may follow `last`: above it, and not `u64::MAX`.
