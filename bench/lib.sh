@@ -59,6 +59,19 @@ need() { # command [package]
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${2:-$1}" >/dev/null
 }
 
+# oha, the open-loop load generator (requests go out at a fixed rate
+# whatever the answers do, and each one's latency counts from when it was
+# due), for the latency at 50% load; `cargo install`ed when missing. OHA is
+# empty when it cannot be had.
+need_oha() {
+  OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+  [[ -x $OHA ]] && return 0
+  log "installing oha (cargo install oha --locked)"
+  cargo install oha --locked -q >&2 && return 0
+  log "oha could not be installed: the open-loop latency is not measured"
+  OHA=""
+}
+
 build_relay() {
   log "building the relay"
   (cd "$ROOT" && cargo build --release -q)
@@ -136,6 +149,24 @@ metric() { # admin-port name -> summed value
 # each connection waits that long before each request (bench/wrk.lua).
 wrk_run() { # port seconds [delay_ms] -> RESULT line
   BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$1$INGEST_Q" | grep '^RESULT'
+}
+
+# /ingest of $T/body (OHA_BODY) at a fixed RATE over 64 connections with
+# oha (open loop, latency corrected): a RESULT line with wrk_run's fields.
+oha_run() { # port seconds rate -> RESULT line
+  timeout $(($2 + 30)) "$OHA" --no-tui --output-format json -z "$2s" -c 64 -q "$3" \
+    --latency-correction -m POST -T binary/octet-stream -D "${OHA_BODY:-$T/body}" \
+    "http://127.0.0.1:$1$INGEST_Q" >"$T/oha.json" 2>&1 || true
+  python3 - "$T/oha.json" 2>/dev/null <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+errors = sum(r.get("errorDistribution", {}).values()) + sum(n for c, n in codes.items() if not c.startswith("2"))
+reqs = sum(codes.values())
+print(f"RESULT reqs={reqs} secs={s['total']:.3f} rps={s['requestsPerSec']:.1f} "
+      f"p50_ms={p['p50'] * 1000:.3f} p99_ms={p['p99'] * 1000:.3f} errors={errors}")
+PY
 }
 
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; } # name, on a wrk RESULT line

@@ -5,12 +5,14 @@
 # QUEUE_MAX_IN_FLIGHT) in front of the same bench-sink; wrk sends /ingest
 # 10 KB over 64 connections at a fixed RATE, to each relay in turn, and the
 # p99 of each round and the medians are printed, with each relay's mean
-# fsync.
+# fsync. With OPEN_LOOP=1, oha sends instead (open loop, latency corrected;
+# see bench/queue.sh).
 #
 #   RELAY_A=old-build RELAY_B=new-build bash bench/queue_latency.sh
 #   RATE=8000 ROUNDS=8 DURATION=5 RELAY_A=... RELAY_B=... bash bench/queue_latency.sh
 #
 # Without RELAY_A or RELAY_B, this checkout's release build is used for it.
+# QUEUE_EXTRA goes into both queue blocks (QUEUE_EXTRA='max_size = "4GiB"').
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-6}
@@ -19,12 +21,13 @@ RATE=${RATE:-7000}
 P_SINK=18531 P_A=18532 P_A_ADMIN=18533 P_B=18534 P_B_ADMIN=18535
 bench_init queue-latency
 need wrk
+[[ -z ${OPEN_LOOP:-} ]] || need_oha
 build_relay_and_sink
 RELAY_A=${RELAY_A:-$RELAY}
 RELAY_B=${RELAY_B:-$RELAY}
 ingest_body >"$T/body"
-relay_config $P_A $P_SINK "$(queue_block)" >"$T/A.alloy"
-relay_config $P_B $P_SINK "$(queue_block)" >"$T/B.alloy"
+relay_config $P_A $P_SINK "$(queue_block "${QUEUE_EXTRA:-}")" >"$T/A.alloy"
+relay_config $P_B $P_SINK "$(queue_block "${QUEUE_EXTRA:-}")" >"$T/B.alloy"
 "$SINK" $P_SINK 2 & PIDS+=($!)
 sleep 0.3
 "$RELAY_A" run "$T/A.alloy" --server.http.listen-addr 127.0.0.1:$P_A_ADMIN \
@@ -36,7 +39,7 @@ wait_ready $P_B_ADMIN
 delay=$((64000 / RATE))
 log "A: $RELAY_A"
 log "B: $RELAY_B"
-log "fixed rate $RATE req/s (wrk delay ${delay} ms per connection), $ROUNDS rounds of ${DURATION}s, alternating"
+log "fixed rate $RATE req/s ($([[ -n ${OHA:-} ]] && echo "oha, open loop" || echo "wrk delay ${delay} ms per connection")), $ROUNDS rounds of ${DURATION}s, alternating"
 wrk_run $P_A 2 "$delay" >/dev/null
 wrk_run $P_B 2 "$delay" >/dev/null
 p99_a="" p99_b=""
@@ -46,7 +49,11 @@ for round in $(seq 1 "$ROUNDS"); do
   ((round % 2)) || order="B A"
   for side in $order; do
     port_var=P_$side
-    r=$(wrk_run "${!port_var}" "$DURATION" "$delay")
+    if [[ -n ${OHA:-} ]]; then
+      r=$(oha_run "${!port_var}" "$DURATION" "$RATE")
+    else
+      r=$(wrk_run "${!port_var}" "$DURATION" "$delay")
+    fi
     if [[ $side == A ]]; then p99_a+="$(field p99_ms <<<"$r") "; else p99_b+="$(field p99_ms <<<"$r") "; fi
     log "round $round $side: p99 $(field p99_ms <<<"$r") ms at $(field rps <<<"$r") req/s"
   done

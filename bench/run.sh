@@ -34,13 +34,7 @@ if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# oha: an open-loop load generator (a fixed request rate, latency measured
-# from when each request was due), for the latency at 50% load.
-OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-if [[ ! -x $OHA ]]; then
-  log "installing oha (cargo install oha --locked)"
-  cargo install oha --locked -q >&2 || log "oha could not be installed: the open-loop latency is not measured"
-fi
+need_oha
 # 65536 open files when allowed; in a container without CAP_SYS_RESOURCE the
 # hard limit is the ceiling.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -224,25 +218,12 @@ run_h2load() {
 # run_oha WORKLOAD TARGET RATE: /ingest 10 KB at a fixed RATE (open loop,
 # latency corrected), 64 connections; records rps, p50_ms, p99_ms, errors.
 run_oha() {
-  local w=$1 tgt=$2 rate=$3 out
-  [[ -x $OHA ]] || return 0
-  out=$(timeout $((DURATION + 30)) "$OHA" --no-tui --output-format json -z "${DURATION}s" -c 64 -q "$rate" \
-    --latency-correction -m POST -T binary/octet-stream -D "$T/ingest10k.txt" \
-    "http://127.0.0.1:$(port_of "$tgt")$INGEST_Q" 2>&1) || true
-  printf '%s' "$out" >"$T/oha.json"
-  python3 - "$w" "$tgt" "$RES" "$T/oha.json" >&2 <<'PY' || log "oha failed: ${out:0:300}"
-import json, sys
-w, tgt, res, path = sys.argv[1:5]
-r = json.load(open(path))
-s, p = r["summary"], r["latencyPercentiles"]
-codes = r.get("statusCodeDistribution", {})
-errors = sum(r.get("errorDistribution", {}).values()) + sum(n for c, n in codes.items() if not c.startswith("2"))
-rows = {"rps": s["requestsPerSec"], "p50_ms": p["p50"] * 1000, "p99_ms": p["p99"] * 1000, "errors": errors}
-with open(res, "a") as f:
-    for k, v in rows.items():
-        f.write(f"{w}\t{tgt}\t{k}\t{v}\n")
-print(f"{w} {tgt}: " + " ".join(f"{k}={v:.3f}" for k, v in rows.items()))
-PY
+  local w=$1 tgt=$2 rate=$3 r k
+  [[ -n $OHA ]] || return 0
+  r=$(OHA_BODY="$T/ingest10k.txt" oha_run "$(port_of "$tgt")" "$DURATION" "$rate")
+  [[ $r == RESULT* ]] || { log "oha failed: $(head -c 300 "$T/oha.json")"; return 0; }
+  for k in rps p50_ms p99_ms errors; do record "$w" "$tgt" "$k" "$(field "$k" <<<"$r")"; done
+  log "$w $tgt: ${r#RESULT }"
 }
 
 # pin TARGET CPULIST: every thread of the proxy's processes on those cores.

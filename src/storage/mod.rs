@@ -15,8 +15,8 @@
 //!
 //! **Reuse.** An owner that is done with the oldest segment may retire it
 //! instead of deleting it ([`Control::retire_oldest`]): its file is
-//! renamed `<dir>/spare.dat`, cut to its records, given a sentinel record
-//! at its end (synced), and renamed again to become the next segment.
+//! renamed `<dir>/spare.dat`, given a sentinel record after its records
+//! (synced), and renamed again to become the next segment.
 //! Writing into blocks that were written before
 //! neither allocates them nor changes the file's size, so `fdatasync`
 //! writes back the data alone. One file at most is kept; it counts in

@@ -226,8 +226,8 @@ async fn a_torn_record_in_a_sealed_reused_segment_is_found_by_its_checksum() {
     assert_eq!(read_all(&log, 5), expected);
 }
 
-/// A spare a run left behind may not have been cut to its records yet (the
-/// process died between the rename and the cut): it is deleted on open,
+/// A spare a run left behind may not have its sentinel yet (the process
+/// died between the rename and the sentinel's sync): it is deleted on open,
 /// never made a segment.
 #[tokio::test]
 async fn a_spare_file_found_on_open_is_deleted() {
@@ -245,4 +245,146 @@ async fn a_spare_file_found_on_open_is_deleted() {
     assert!(!dir.path().join("spare.dat").exists());
     assert_eq!(log.disk_bytes(), du(dir.path()));
     assert_eq!(read_all(&log, 5), (5..=9).collect::<Vec<_>>());
+}
+
+/// Appends a record of `size` bytes (each byte its id) with the next id.
+async fn append_sized(log: &Log, id: &mut u64, size: usize) {
+    let entry = Entry {
+        meta: Vec::new(),
+        body: bytes::Bytes::from(vec![*id as u8; size]),
+    };
+    assert_eq!(log.append(vec![entry]).await.unwrap(), *id..*id + 1);
+    *id += 1;
+}
+
+/// Every record from `from` on: (id, body length), each byte checked.
+fn read_sized(log: &Log, from: u64) -> Vec<(u64, usize)> {
+    let mut cursor = log.seek(from).unwrap();
+    let mut ahead = ReadAhead::default();
+    let mut found = Vec::new();
+    loop {
+        match log.read_next(&mut cursor, &mut ahead).unwrap() {
+            Next::Record(r) => {
+                let id = r.head().id;
+                assert!(r.body().iter().all(|&b| b == id as u8), "record {id}");
+                found.push((id, r.body().len()));
+            }
+            Next::Corrupt(why) => panic!("a reader read damage: {why}"),
+            Next::CaughtUp => return found,
+        }
+    }
+}
+
+/// A file is not cut back when it is retired again after a use shorter
+/// than an earlier one: past its new sentinel it still holds the earlier
+/// use's tail and sentinel. A third use that ends in that tail, whole or
+/// torn, reads back its own records and nothing else, and counts no damage.
+#[tokio::test]
+async fn a_file_reused_for_fewer_bytes_than_before_keeps_its_older_tail_unread() {
+    for torn in [None, Some(0), Some(500), Some(990)] {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Arc::new(Faults::default());
+        let (log, delivered) = open_retiring(dir.path(), &faults);
+        let mut id = 1;
+        let mut sizes = Vec::new();
+        // Four records of 900 bytes a segment.
+        for _ in 1..=9 {
+            sizes.push((id, 900));
+            append_sized(&log, &mut id, 900).await;
+        }
+        let file = inode(&dir.path().join(file_name(1)));
+        let first_use = std::fs::metadata(dir.path().join(file_name(1)))
+            .unwrap()
+            .len();
+        // Each retire lets the next segment start in the retired file;
+        // records of 1700 bytes fill a segment two at a time, so the file
+        // that held 1-4 holds less the second time.
+        let retire_and_refill = async |upto: u64, id: &mut u64, sizes: &mut Vec<_>| {
+            delivered.store(upto, Ordering::Relaxed);
+            log.maintain().await;
+            while dir.path().join("spare.dat").exists() {
+                sizes.push((*id, 1700));
+                append_sized(&log, id, 1700).await;
+            }
+        };
+        retire_and_refill(5, &mut id, &mut sizes).await;
+        let second = log.segments().last().unwrap().first_id;
+        assert_eq!(inode(&dir.path().join(file_name(second))), file);
+        // Fill it, then retire the segments before it (each one's file
+        // becomes a later segment), then it.
+        while log.segments().last().unwrap().first_id == second {
+            sizes.push((id, 1700));
+            append_sized(&log, &mut id, 1700).await;
+        }
+        let second_use = log
+            .segments()
+            .iter()
+            .find(|s| s.first_id == second)
+            .unwrap()
+            .size;
+        assert!(
+            second_use + record::MIN_RECORD < first_use,
+            "{second_use} {first_use}"
+        );
+        for s in log
+            .segments()
+            .iter()
+            .filter(|s| s.first_id <= second)
+            .skip(1)
+        {
+            let upto = s.first_id;
+            retire_and_refill(upto, &mut id, &mut sizes).await;
+        }
+        delivered.store(second + 2, Ordering::Relaxed);
+        log.maintain().await;
+        assert_eq!(inode(&dir.path().join("spare.dat")), file);
+        // The file keeps its first use's length.
+        assert!(
+            std::fs::metadata(dir.path().join("spare.dat"))
+                .unwrap()
+                .len()
+                > first_use
+        );
+        assert_eq!(log.disk_bytes(), du(dir.path()));
+        // The third use: records until the next segment starts in the file,
+        // then one that ends past the second use's sentinel, in the first
+        // use's tail; whole, or torn with the cut-off failing.
+        while dir.path().join("spare.dat").exists() {
+            sizes.push((id, 300));
+            append_sized(&log, &mut id, 300).await;
+        }
+        let third = log.segments().last().unwrap().first_id;
+        assert_eq!(inode(&dir.path().join(file_name(third))), file);
+        let size = (second_use + 40) as usize - 300 - 2 * record::MIN_RECORD as usize;
+        match torn {
+            None => {
+                sizes.push((id, size));
+                append_sized(&log, &mut id, size).await;
+            }
+            Some(permille) => {
+                faults.arm(Op::Write, Fault::Short { permille });
+                faults.arm(Op::SetLen, Fault::Errno(libc::EIO));
+                let entry = Entry {
+                    meta: Vec::new(),
+                    body: bytes::Bytes::from(vec![0xee; size]),
+                };
+                assert!(log.append(vec![entry]).await.is_err());
+            }
+        }
+        let live: Vec<(u64, usize)> = sizes
+            .iter()
+            .copied()
+            .filter(|&(i, _)| i >= second + 2)
+            .collect();
+        assert_eq!(read_sized(&log, second + 2), live, "{torn:?}");
+        drop(log);
+
+        let (log, recovered, recovery) = reopen(dir.path());
+        let ids: Vec<u64> = live.iter().map(|&(i, _)| i).collect();
+        assert_eq!(recovered, ids, "{torn:?}");
+        assert_eq!(recovery.corrupt, 0, "{torn:?}");
+        assert!(damaged_files(dir.path()).is_empty(), "{torn:?}");
+        assert_eq!(read_sized(&log, second + 2), live, "{torn:?}");
+        assert_eq!(log.disk_bytes(), du(dir.path()));
+    }
 }

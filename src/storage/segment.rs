@@ -81,16 +81,21 @@ pub(crate) struct Spare {
     pub len: u64,
 }
 
-/// Deletes a segment's file, or, with `keep`, renames it to be the spare:
-/// cut to `data_len` (its records, without anything an earlier use left
-/// past them), with `magic` and a sentinel record at its end written,
-/// durably; `Some` when it was kept. The caller syncs the directory.
+/// Deletes a segment's file, or, with `keep`, renames it to be the spare,
+/// with `magic` and a sentinel record written after its `data_len` bytes
+/// of records, durably; `Some` when it was kept. The caller syncs the
+/// directory.
 ///
 /// What the file holds stays past the magic of the segment it becomes
 /// until written over. A scan stops at the first intact record there (no
 /// record of a segment has an id below the segment's name), and the
 /// sentinel, id 0, is such a record after every byte of it, so wherever
-/// the new records end there is one after them.
+/// the new records end there is one after them. The file is not cut back
+/// to the sentinel: what an earlier, longer use left past it is older
+/// still, and the file ends with that use's sentinel. Cutting freed those
+/// blocks (and the ones reserved ahead) in the writer's path: 2-11 ms on
+/// ext4 for a file two thirds as long, every acknowledgement waiting
+/// (docs/performance.md, "Reused files not cut back").
 pub(crate) fn retire(
     disk: &Disk,
     dir: &Path,
@@ -108,17 +113,14 @@ pub(crate) fn retire(
                     .write(true)
                     .open(&spare)
                     .and_then(|file| {
-                        disk.set_len(&file, data_len)?;
+                        let len = file.metadata()?.len();
                         disk.write_at(&file, &sentinel, data_len)?;
                         disk.write_at(&file, magic, 0)?;
                         disk.sync_data(&file)?;
-                        Ok(file)
+                        Ok((file, len.max(data_len + sentinel.len() as u64)))
                     });
                 return match kept {
-                    Ok(file) => Ok(Some(Spare {
-                        file,
-                        len: data_len + sentinel.len() as u64,
-                    })),
+                    Ok((file, len)) => Ok(Some(Spare { file, len })),
                     Err(e) => {
                         tracing::debug!(file = %spare.display(), error = %e, "cannot keep a delivered segment's file for reuse; deleting it");
                         disk.remove(&spare).map(|()| None)
@@ -135,7 +137,7 @@ pub(crate) fn retire(
 
 /// Deletes the spare file, if there is one; the caller syncs the
 /// directory. A spare a previous run left is not reused: it may not have
-/// been cut to its records yet.
+/// its sentinel yet.
 pub(crate) fn discard_spare(disk: &Disk, dir: &Path) -> io::Result<()> {
     match disk.remove(&dir.join(SPARE)) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

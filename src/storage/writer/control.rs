@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Core;
 use crate::storage::Written;
+use crate::storage::record;
 use crate::storage::segment;
 use crate::storage::table::{SegmentInfo, lock};
 use crate::telemetry::civil_time::unix_nanos;
@@ -127,10 +128,14 @@ impl Control<'_> {
         let (first, seg) = table.segments.pop_first()?;
         // Out of the table, the file gets no new readers; one that still
         // has it open would read what a new segment writes over it.
+        // A file longer than a segment (segments were longer when it was
+        // written: a smaller `max_size`) is not kept: reuse does not cut
+        // files back (`segment::retire`).
         let keep = (reuse
             && !self.w.failing
             && self.w.spare.is_none()
             && seg.size >= self.w.cfg.segment_size / 2
+            && seg.file_len <= self.w.cfg.segment_size + record::MIN_RECORD
             && Arc::strong_count(&seg.file) == 1)
             .then_some(seg.size);
         // Unlinking (or renaming) needs no free space, so a full disk can
