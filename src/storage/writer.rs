@@ -16,6 +16,7 @@ use tokio::sync::{oneshot, watch};
 
 mod control;
 mod segments;
+mod syncer;
 
 pub use control::Control;
 
@@ -28,6 +29,7 @@ use super::segment::{Magic, Spare};
 use super::table::{SharedTable, lock};
 use super::{Entry, Owner, StorageError, SyncPolicy, Written};
 use crate::telemetry::civil_time::unix_nanos;
+use syncer::Syncer;
 
 /// A batch stops growing at this many body bytes...
 const MAX_BATCH_BYTES: usize = 16 << 20;
@@ -40,6 +42,9 @@ const MAX_BATCH_REQUESTS: usize = 1024;
 /// (docs/performance.md, "The durable queue"). The file's size still
 /// grows with each write, so a scan after a crash finds the end as before.
 const ALLOCATE_AHEAD: u64 = 4 << 20;
+/// How often a writer with nothing to do looks for the end of a
+/// background sync (`SyncPolicy::Every`).
+const SYNC_POLL: Duration = Duration::from_millis(2);
 
 pub(crate) enum Request {
     Append {
@@ -82,6 +87,8 @@ pub(crate) struct Core {
     requested: bool,
     /// Written but not yet synced (only under `SyncPolicy::Every`).
     dirty_since: Option<Instant>,
+    /// Where the syncs under `SyncPolicy::Every` are made.
+    syncer: Syncer,
     closer: Closer,
     recent: Arc<RecentBatches>,
     /// A delivered segment's file, kept to become the next segment
@@ -97,6 +104,7 @@ impl Core {
         recent: Arc<RecentBatches>,
         active: (u64, File, u64),
     ) -> Self {
+        let syncer = Syncer::new(cfg.disk.clone(), cfg.fsync_observer.clone());
         Self {
             cfg,
             table,
@@ -108,6 +116,7 @@ impl Core {
             failing: false,
             requested: false,
             dirty_since: None,
+            syncer,
             closer: Closer::default(),
             recent,
             spare: None,
@@ -122,6 +131,13 @@ impl Core {
                 }
                 _ => self.cfg.tick,
             };
+            // A sync in the background reports back on a channel of its
+            // own; its failure is looked for this often meanwhile.
+            let wait = if self.syncer.is_busy() {
+                wait.min(SYNC_POLL)
+            } else {
+                wait
+            };
             let first = match rx.recv_timeout(wait.min(self.cfg.tick)) {
                 Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -130,7 +146,7 @@ impl Core {
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.periodic_sync(owner.as_mut());
+                    self.final_sync(owner.as_mut());
                     return;
                 }
             };
@@ -151,6 +167,12 @@ impl Core {
     }
 
     fn process(&mut self, owner: &mut dyn Owner, batch: Vec<Request>) {
+        // A failed background sync seals the segment before this batch is
+        // written; one who asked for maintenance finds every sync done.
+        let waited_for = batch
+            .iter()
+            .any(|r| matches!(r, Request::Maintain(Some(_))));
+        self.collect_syncs(owner, waited_for);
         let mut answers: Vec<(Reply, Answer)> = Vec::new();
         let mut maintained = Vec::new();
         // Sized for the whole batch at once: grown by doubling, the buffer
@@ -177,6 +199,9 @@ impl Core {
                     continue;
                 }
                 Request::SetSync(policy) => {
+                    // No background sync may end after a batch synced on
+                    // the same file under `Always` (see `collect_syncs`).
+                    self.collect_syncs(owner, true);
                     if policy == SyncPolicy::Always && self.dirty_since.take().is_some() {
                         // What was acknowledged under the old policy is
                         // made durable before the stricter one applies.
@@ -409,20 +434,42 @@ impl Core {
         Ok(())
     }
 
-    /// Under `SyncPolicy::Every`: syncs what was written when the period
-    /// has passed (and on shutdown).
+    /// Under `SyncPolicy::Every`: starts a sync of what was written when
+    /// the period has passed, in the background (`syncer`), one at a time.
     fn periodic_sync(&mut self, owner: &mut dyn Owner) {
         let SyncPolicy::Every(every) = self.cfg.sync else {
             return;
         };
+        self.collect_syncs(owner, false);
         let Some(since) = self.dirty_since else {
             return;
         };
-        if since.elapsed() < every && !self.committed.is_closed() {
+        if self.committed.is_closed() {
+            return self.final_sync(owner);
+        }
+        if since.elapsed() < every || self.syncer.is_busy() {
             return;
         }
         self.dirty_since = None;
-        if let Err(e) = self.sync() {
+        let dup = self.active.as_ref().map(File::try_clone);
+        let handed = match dup {
+            Some(Ok(file)) => self.syncer.start(self.active_id, file).is_ok(),
+            _ => false,
+        };
+        if !handed && let Err(e) = self.sync() {
+            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        }
+    }
+
+    /// On shutdown: every background sync finished, then what is left
+    /// synced here.
+    fn final_sync(&mut self, owner: &mut dyn Owner) {
+        for synced in self.syncer.shut_down() {
+            self.sync_finished(owner, synced);
+        }
+        if self.dirty_since.take().is_some()
+            && let Err(e) = self.sync()
+        {
             self.disk_failed(owner, format!("periodic fsync: {e}"));
         }
     }

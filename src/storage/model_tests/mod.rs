@@ -208,6 +208,7 @@ impl Harness {
                     requests.into_iter().map(|(_, e)| log.append(vec![e])),
                 )
                 .await;
+                self.settle(answers.iter().all(Result::is_ok)).await;
                 self.answered(before, tags.into_iter().zip(answers).collect())
             }
             Step::AppendMany(sizes) => {
@@ -218,6 +219,7 @@ impl Harness {
                     .log()
                     .append(entries.into_iter().map(|(_, e)| e).collect())
                     .await;
+                self.settle(answer.is_ok()).await;
                 self.answered(before, vec![(tags, answer)])
             }
             Step::Fail(op, fault) => {
@@ -231,6 +233,18 @@ impl Harness {
                 tail,
                 reopen_fault,
             } => self.crash(mid_write, tail, reopen_fault).await,
+        }
+    }
+
+    /// Under `Every` the periodic sync runs in the background: after
+    /// appends that succeeded, waits for it (`Log::maintain` does), so
+    /// that its failure, if one was armed, has fired and sealed the
+    /// segment before the step's outcome is read. (After a failed append
+    /// the maintenance would start a new segment and so clear the
+    /// failure the step is checked for.)
+    async fn settle(&self, all_ok: bool) {
+        if self.sync != SyncPolicy::Always && all_ok {
+            self.log().maintain().await;
         }
     }
 

@@ -44,10 +44,17 @@ impl Core {
     }
 
     fn start_segment(&mut self) -> Result<(), StorageError> {
-        if self.dirty_since.take().is_some() && self.active.is_some() {
-            // The old segment is synced whole before the next one starts.
-            self.sync()
-                .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
+        if self.dirty_since.take().is_some()
+            && let Some(old) = self.active.take()
+        {
+            // The old segment's last writes are synced in the background
+            // (`SyncPolicy::Every`), before any sync of the next one.
+            if let Err(old) = self.syncer.start(self.active_id, old) {
+                self.cfg
+                    .disk
+                    .sync_data(&old)
+                    .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
+            }
         }
         let next_id = lock(&self.table).next_id;
         let size = self.cfg.magic.len() as u64;
