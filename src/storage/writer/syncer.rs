@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::Core;
+use crate::storage::SyncPolicy;
 use crate::storage::disk::Disk;
 use crate::storage::{FsyncObserver, Owner};
 
@@ -126,6 +127,46 @@ impl Syncer {
 }
 
 impl Core {
+    /// Under `SyncPolicy::Every`: starts a sync of what was written when
+    /// the period has passed, in the background (`syncer`), one at a time.
+    pub(super) fn periodic_sync(&mut self, owner: &mut dyn Owner) {
+        let SyncPolicy::Every(every) = self.cfg.sync else {
+            return;
+        };
+        self.collect_syncs(owner, false);
+        let Some(since) = self.dirty_since else {
+            return;
+        };
+        if self.committed.is_closed() {
+            return self.final_sync(owner);
+        }
+        if since.elapsed() < every || self.syncer.is_busy() {
+            return;
+        }
+        self.dirty_since = None;
+        let dup = self.active.as_ref().map(File::try_clone);
+        let handed = match dup {
+            Some(Ok(file)) => self.syncer.start(self.active_id, file).is_ok(),
+            _ => false,
+        };
+        if !handed && let Err(e) = self.sync() {
+            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        }
+    }
+
+    /// On shutdown: every background sync finished, then what is left
+    /// synced here.
+    pub(super) fn final_sync(&mut self, owner: &mut dyn Owner) {
+        for synced in self.syncer.shut_down() {
+            self.sync_finished(owner, synced);
+        }
+        if self.dirty_since.take().is_some()
+            && let Err(e) = self.sync()
+        {
+            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        }
+    }
+
     /// Handles the background syncs that have finished (with `wait`,
     /// after all of them have).
     pub(super) fn collect_syncs(&mut self, owner: &mut dyn Owner, wait: bool) {
