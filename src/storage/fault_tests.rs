@@ -188,3 +188,59 @@ async fn blocks_are_reserved_ahead_without_growing_the_file_and_a_refusal_change
     assert_eq!(ids, [1, 2]);
     assert_eq!(recovery, Recovery::default());
 }
+
+/// Remembers every health it was told.
+struct Health(Arc<std::sync::Mutex<Vec<Option<String>>>>);
+
+impl Owner for Health {
+    fn written(&mut self, _: &[Written<'_>]) {}
+    fn maintain(&mut self, _: &mut Control<'_>) {}
+    fn health(&mut self, failure: Option<&str>) {
+        self.0.lock().unwrap().push(failure.map(str::to_owned));
+    }
+}
+
+/// Under `SyncPolicy::Every` the sync runs on the `log-syncer` thread; its
+/// failure still seals the segment (nothing syncs that file again) and
+/// turns the owner unhealthy until a sync of the next segment succeeds.
+#[tokio::test]
+async fn a_failed_background_sync_seals_the_segment_until_a_sync_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let health = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut options = LogOptions::new(MAGIC, 1 << 20);
+    options.disk = Disk::failing_with(Arc::clone(&faults));
+    options.sync = SyncPolicy::Every(Duration::from_millis(1));
+    let owner = Box::new(Health(Arc::clone(&health)));
+    let log = Log::open(dir.path(), options, |_| {}, owner).unwrap().0;
+
+    faults.arm(Op::SyncData, Fault::Errno(libc::EIO));
+    // Acknowledged once written, before any sync.
+    assert_eq!(log.append(vec![entry(b"first")]).await.unwrap(), 1..2);
+    // The period passes; the idle writer hands the sync to the syncer.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    log.maintain().await;
+    assert_eq!(faults.take_fired().len(), 1);
+    let told = health.lock().unwrap().clone();
+    let [Some(reason)] = &told[..] else {
+        panic!("told {told:?}")
+    };
+    assert!(reason.contains("periodic fsync"), "{reason}");
+
+    // Written into a new segment; still unhealthy until it is synced.
+    assert_eq!(log.append(vec![entry(b"second")]).await.unwrap(), 2..3);
+    let firsts: Vec<u64> = log.segments().iter().map(|s| s.first_id).collect();
+    assert_eq!(firsts, [1, 2], "the sealed segment took no more records");
+    assert_eq!(health.lock().unwrap().len(), 1);
+    log.maintain().await;
+    assert_eq!(
+        health.lock().unwrap().last(),
+        Some(&None),
+        "healthy after a good sync"
+    );
+    assert!(faults.take_fired().is_empty());
+    drop(log);
+
+    let (_log, ids, _) = open(dir.path());
+    assert_eq!(ids, [1, 2]);
+}

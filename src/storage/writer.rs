@@ -168,11 +168,8 @@ impl Core {
 
     fn process(&mut self, owner: &mut dyn Owner, batch: Vec<Request>) {
         // A failed background sync seals the segment before this batch is
-        // written; one who asked for maintenance finds every sync done.
-        let waited_for = batch
-            .iter()
-            .any(|r| matches!(r, Request::Maintain(Some(_))));
-        self.collect_syncs(owner, waited_for);
+        // written.
+        self.collect_syncs(owner, false);
         let mut answers: Vec<(Reply, Answer)> = Vec::new();
         let mut maintained = Vec::new();
         // Sized for the whole batch at once: grown by doubling, the buffer
@@ -243,7 +240,9 @@ impl Core {
         {
             failure = Some(e);
         }
-        if failure.is_none() && self.failing {
+        // Under `Every` a write proves little: health comes back with the
+        // next good sync (`sync_finished`).
+        if failure.is_none() && self.failing && self.cfg.sync == SyncPolicy::Always {
             self.failing = false;
             owner.health(None);
         }
@@ -263,6 +262,10 @@ impl Core {
                 }
             });
             reply.send(answer);
+        }
+        if !maintained.is_empty() {
+            // One who waits for maintenance finds what was written synced.
+            self.sync_now(owner);
         }
         for done in maintained {
             let _ = done.send(());
@@ -321,6 +324,8 @@ impl Core {
     fn disk_failed(&mut self, owner: &mut dyn Owner, reason: String) -> StorageError {
         tracing::error!(dir = %self.cfg.dir.display(), %reason, "log write failed; sealing the segment");
         self.active = None;
+        // A sealed segment is never synced again.
+        self.dirty_since = None;
         if !self.failing {
             self.failing = true;
             owner.health(Some(&reason));

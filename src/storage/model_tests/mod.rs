@@ -236,12 +236,12 @@ impl Harness {
         }
     }
 
-    /// Under `Every` the periodic sync runs in the background: after
-    /// appends that succeeded, waits for it (`Log::maintain` does), so
-    /// that its failure, if one was armed, has fired and sealed the
-    /// segment before the step's outcome is read. (After a failed append
-    /// the maintenance would start a new segment and so clear the
-    /// failure the step is checked for.)
+    /// Under `Every` syncs run in the background: after appends that
+    /// succeeded, `Log::maintain` syncs what was written and waits, so that
+    /// a sync's failure, if one was armed, has fired and sealed the segment
+    /// (or its success made the log healthy again) before the step's
+    /// outcome is read. (After a failed append it would start the next
+    /// segment, which the step's checks would take for the sealed one.)
     async fn settle(&self, all_ok: bool) {
         if self.sync != SyncPolicy::Always && all_ok {
             self.log().maintain().await;

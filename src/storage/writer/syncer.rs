@@ -143,14 +143,33 @@ impl Core {
         if since.elapsed() < every || self.syncer.is_busy() {
             return;
         }
+        self.start_sync(owner);
+    }
+
+    /// Under `SyncPolicy::Every`: syncs what was written now, whatever the
+    /// period, and waits for every sync started (`Log::maintain`).
+    pub(super) fn sync_now(&mut self, owner: &mut dyn Owner) {
+        if self.cfg.sync == SyncPolicy::Always {
+            return;
+        }
+        if self.dirty_since.is_some() {
+            self.start_sync(owner);
+        }
+        self.collect_syncs(owner, true);
+    }
+
+    /// Hands the active segment's sync to the syncer (here when it cannot).
+    fn start_sync(&mut self, owner: &mut dyn Owner) {
         self.dirty_since = None;
         let dup = self.active.as_ref().map(File::try_clone);
         let handed = match dup {
             Some(Ok(file)) => self.syncer.start(self.active_id, file).is_ok(),
             _ => false,
         };
-        if !handed && let Err(e) = self.sync() {
-            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        if !handed {
+            let result = self.sync();
+            let segment = self.active_id;
+            self.sync_finished(owner, Synced { segment, result });
         }
     }
 
@@ -178,11 +197,19 @@ impl Core {
     /// A failed sync, of the active segment or of one before it, seals the
     /// active segment: what was written past the last good sync may be
     /// gone from the kernel's cache, and a later sync of the same file
-    /// could succeed without it. Writing goes on in a new segment.
+    /// could succeed without it. Writing goes on in a new segment, and the
+    /// owner is healthy again once a sync of that segment succeeds.
     pub(super) fn sync_finished(&mut self, owner: &mut dyn Owner, synced: Synced) {
-        if let Err(e) = synced.result {
-            let reason = format!("periodic fsync of segment {:016x}: {e}", synced.segment);
-            self.disk_failed(owner, reason);
+        match synced.result {
+            Err(e) => {
+                let reason = format!("periodic fsync of segment {:016x}: {e}", synced.segment);
+                self.disk_failed(owner, reason);
+            }
+            Ok(()) if self.failing && self.active.is_some() && synced.segment == self.active_id => {
+                self.failing = false;
+                owner.health(None);
+            }
+            Ok(()) => {}
         }
     }
 }
