@@ -31,9 +31,15 @@ struct Job {
 pub(super) struct Syncer {
     disk: Disk,
     observer: Option<FsyncObserver>,
-    worker: Option<(mpsc::Sender<Job>, JoinHandle<()>)>,
-    done: Option<mpsc::Receiver<Synced>>,
+    /// Started with the first sync.
+    worker: Option<Worker>,
     in_flight: usize,
+}
+
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Synced>,
+    thread: JoinHandle<()>,
 }
 
 impl Syncer {
@@ -42,7 +48,6 @@ impl Syncer {
             disk,
             observer,
             worker: None,
-            done: None,
             in_flight: 0,
         }
     }
@@ -76,15 +81,12 @@ impl Syncer {
                     }
                 });
             match spawned {
-                Ok(handle) => {
-                    self.worker = Some((jobs, handle));
-                    self.done = Some(done);
-                }
+                Ok(thread) => self.worker = Some(Worker { jobs, done, thread }),
                 Err(_) => return Err(file),
             }
         }
-        let (jobs, _) = self.worker.as_ref().expect("started above");
-        match jobs.send(Job { segment, file }) {
+        let worker = self.worker.as_ref().expect("started above");
+        match worker.jobs.send(Job { segment, file }) {
             Ok(()) => {
                 self.in_flight += 1;
                 Ok(())
@@ -97,14 +99,14 @@ impl Syncer {
     /// `wait`, once every sync started has finished.
     pub fn finished(&mut self, wait: bool) -> Vec<Synced> {
         let mut out = Vec::new();
-        let Some(done) = &self.done else {
+        let Some(worker) = &self.worker else {
             return out;
         };
         while self.in_flight > 0 {
             let next = if wait {
-                done.recv().ok()
+                worker.done.recv().ok()
             } else {
-                done.try_recv().ok()
+                worker.done.try_recv().ok()
             };
             let Some(synced) = next else { break };
             self.in_flight -= 1;
@@ -116,11 +118,10 @@ impl Syncer {
     /// Waits for every sync started, then stops the thread.
     pub fn shut_down(&mut self) -> Vec<Synced> {
         let out = self.finished(true);
-        if let Some((jobs, handle)) = self.worker.take() {
+        if let Some(Worker { jobs, thread, .. }) = self.worker.take() {
             drop(jobs);
-            let _ = handle.join();
+            let _ = thread.join();
         }
-        self.done = None;
         self.in_flight = 0;
         out
     }
@@ -167,10 +168,16 @@ impl Core {
             _ => false,
         };
         if !handed {
-            let result = self.sync();
-            let segment = self.active_id;
-            self.sync_finished(owner, Synced { segment, result });
+            self.sync_here(owner);
         }
+    }
+
+    /// Syncs the active segment on the writer thread, its outcome handled
+    /// as a background sync's.
+    fn sync_here(&mut self, owner: &mut dyn Owner) {
+        let result = self.sync();
+        let segment = self.active_id;
+        self.sync_finished(owner, Synced { segment, result });
     }
 
     /// On shutdown: every background sync finished, then what is left
@@ -179,10 +186,8 @@ impl Core {
         for synced in self.syncer.shut_down() {
             self.sync_finished(owner, synced);
         }
-        if self.dirty_since.take().is_some()
-            && let Err(e) = self.sync()
-        {
-            self.disk_failed(owner, format!("periodic fsync: {e}"));
+        if self.dirty_since.take().is_some() {
+            self.sync_here(owner);
         }
     }
 
