@@ -17,6 +17,18 @@ TICK=$(getconf CLK_TCK)
 # captured py-spy profile.
 INGEST_Q='/ingest?name=bench.cpu%7Benv%3Dbench%7D&from=1700000000&until=1700000010&format=folded&sampleRate=100&spyName=pyspy'
 PUSH_PATH=/push.v1.PusherService/Push
+# CPU pinning (taskset -c lists), empty by default: RELAY_CPUS for the
+# relays a script starts, LOAD_CPUS for wrk, oha and the sink. With both
+# set, the load generators stop taking the relay's CPU, and what a latency
+# figure measures is the relay rather than the machine's contention
+# (docs/performance.md, "Pinned, and a commit delay tried").
+RELAY_CPUS=${RELAY_CPUS:-}
+LOAD_CPUS=${LOAD_CPUS:-}
+# `$(pinned "$LOAD_CPUS") cmd ...`: taskset execs the command, so a
+# background one's $! is still the command's pid.
+pinned() { # cpus -> "taskset -c CPUS", or nothing when CPUS is empty
+  [[ -z $1 ]] || echo "taskset -c $1"
+}
 # The queued relay's `max_in_flight` in the queue benches: as many requests
 # at the sink as the relay without a queue has, one per wrk connection (64);
 # QUEUE_MAX_IN_FLIGHT=8 measures the default.
@@ -148,13 +160,13 @@ metric() { # admin-port name -> summed value
 # /ingest of $T/body (the 10 KB body) over 64 connections; with DELAY_MS,
 # each connection waits that long before each request (bench/wrk.lua).
 wrk_run() { # port seconds [delay_ms] -> RESULT line
-  BODY="$T/body" DELAY_MS=${3:-} wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$1$INGEST_Q" | grep '^RESULT'
+  BODY="$T/body" DELAY_MS=${3:-} $(pinned "$LOAD_CPUS") wrk -t2 -c64 -d"$2s" -s "$ROOT/bench/wrk.lua" "http://127.0.0.1:$1$INGEST_Q" | grep '^RESULT'
 }
 
 # /ingest of $T/body (OHA_BODY) at a fixed RATE over 64 connections with
 # oha (open loop, latency corrected): a RESULT line with wrk_run's fields.
 oha_run() { # port seconds rate -> RESULT line
-  timeout $(($2 + 30)) "$OHA" --no-tui --output-format json -z "$2s" -c 64 -q "$3" \
+  $(pinned "$LOAD_CPUS") timeout $(($2 + 30)) "$OHA" --no-tui --output-format json -z "$2s" -c 64 -q "$3" \
     --latency-correction -m POST -T binary/octet-stream -D "${OHA_BODY:-$T/body}" \
     "http://127.0.0.1:$1$INGEST_Q" >"$T/oha.json" 2>&1 || true
   python3 - "$T/oha.json" 2>/dev/null <<'PY'

@@ -25,6 +25,7 @@
 #   bash bench/queue.sh                      # ROUNDS=5 DURATION=5
 #   QUEUE_BACKLOG_MIB=256 bash bench/queue.sh
 #   QUEUE_MAX_IN_FLIGHT=8 bash bench/queue.sh   # the queue's default
+#   RELAY_CPUS=0 LOAD_CPUS=1 bash bench/queue.sh # relays on CPU 0; wrk, oha, sink on 1
 #
 # Installs wrk when missing (root). Data goes to a temporary directory on
 # the same file system as /tmp (so fsync is the disk's). Everything it
@@ -52,10 +53,10 @@ BACKOFF='min_backoff_period = "100ms"
 relay_config $P_PLAIN $P_SINK "" "$BACKOFF" >"$T/plain.alloy"
 relay_config $P_QUEUE $P_SINK "$(queue_block "max_size = \"$((BACKLOG_MIB * 4))MiB\"")" "$BACKOFF" >"$T/queue.alloy"
 
-start_sink() { "$SINK" $P_SINK 2 & PID[sink]=$!; PIDS+=($!); sleep 0.3; }
+start_sink() { $(pinned "$LOAD_CPUS") "$SINK" $P_SINK 2 & PID[sink]=$!; PIDS+=($!); sleep 0.3; }
 stop_sink() { kill "${PID[sink]}"; wait "${PID[sink]}" 2>/dev/null || true; unset 'PID[sink]'; }
 start_relay() { # name port admin
-  "$RELAY" run "$T/$1.alloy" --server.http.listen-addr "127.0.0.1:$3" \
+  $(pinned "$RELAY_CPUS") "$RELAY" run "$T/$1.alloy" --server.http.listen-addr "127.0.0.1:$3" \
     --storage.path "$T/data-$1" --log.level warn 2>>"$T/$1.log" & PID[$1]=$!; PIDS+=($!)
   wait_ready "$3"
 }
@@ -192,7 +193,9 @@ log "drained $backlog_profiles in ${drain_secs}s from the sink's start, ${sendin
 # --- table ---------------------------------------------------------------------
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v v="$1" -v l="$2" -v op="$3" 'BEGIN { ok = (op == "ge") ? v >= l : v <= l; print ok ? "met" : "MISSED" }'; }
-echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores; $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; queue \`max_in_flight = $QUEUE_MAX_IN_FLIGHT\`; errors (wrk, oha): $errors."
+pinning="unpinned"
+[[ -z $RELAY_CPUS$LOAD_CPUS ]] || pinning="relays on CPUs ${RELAY_CPUS:-any}, wrk, oha and the sink on ${LOAD_CPUS:-any}"
+echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores ($pinning); $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; queue \`max_in_flight = $QUEUE_MAX_IN_FLIGHT\`; errors (wrk, oha): $errors."
 echo
 echo "| figure | measured | target | |"
 echo "|---|---:|---|---|"
