@@ -91,6 +91,48 @@ fn a_503_outage_is_acknowledged_at_once_and_delivered_once_in_order_after() {
     eprintln!("slowest acknowledgement during the outage: {slowest:?}");
 }
 
+/// The `fdatasync` calls of the queue's log, from its histogram.
+fn fsyncs(relay: &RelayProc) -> f64 {
+    let m = relay.metrics();
+    metric(
+        &m,
+        "pyroscope_write_queue_fsync_duration_seconds_count",
+        &[],
+    )
+}
+
+#[test]
+fn under_sync_always_every_acknowledgement_waits_for_a_sync_of_its_own() {
+    // One profile at a time: no group commit can share a sync, so under
+    // "always" there are at least as many syncs as acknowledgements, and
+    // under a duration (acknowledged once written) fewer.
+    let backend = FlakyBackend::start(200);
+    let (always_dir, lazy_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_port();
+    let always = RelayProc::start(always_dir.path(), &config(port, &[backend.url()], ""));
+    let before = fsyncs(&always);
+    send_all(port, "always", 0..20);
+    let synced = fsyncs(&always) - before;
+    assert!(synced >= 20.0, "20 acknowledgements, {synced} fsyncs");
+    let m = always.metrics();
+    assert!(metric(&m, "pyroscope_write_queue_fsync_duration_seconds_sum", &[]) > 0.0);
+    drop(always);
+
+    let port = free_port();
+    let lazy = RelayProc::start(
+        lazy_dir.path(),
+        &config(port, &[backend.url()], "sync = \"1h\""),
+    );
+    let before = fsyncs(&lazy);
+    send_all(port, "lazy", 0..20);
+    let synced = fsyncs(&lazy) - before;
+    assert!(
+        synced < 20.0,
+        "20 acknowledgements under sync = \"1h\", {synced} fsyncs"
+    );
+    backend.wait_delivered(40, Duration::from_secs(10));
+}
+
 #[test]
 fn a_closed_backend_port_is_ridden_out() {
     let mut backend = FlakyBackend::start(200);

@@ -29,7 +29,7 @@ use super::segment::{Magic, Spare};
 use super::table::{SharedTable, lock};
 use super::{Entry, Owner, StorageError, SyncPolicy, Written};
 use crate::telemetry::civil_time::unix_nanos;
-use syncer::Syncer;
+use syncer::{Syncer, observed_sync};
 
 /// A batch stops growing at this many body bytes...
 const MAX_BATCH_BYTES: usize = 16 << 20;
@@ -305,17 +305,12 @@ impl Core {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        let started = Instant::now();
-        let r = match &self.active {
-            Some(file) => self.cfg.disk.sync_data(file),
+        match &self.active {
+            Some(file) => observed_sync(&self.cfg.disk, self.cfg.fsync_observer.as_ref(), file),
             None => Err(std::io::Error::other(
                 "the segment was sealed after a failure",
             )),
-        };
-        if let Some(observe) = &self.cfg.fsync_observer {
-            observe(started.elapsed());
         }
-        r
     }
 
     /// A failed write or sync: the active segment's state past what was

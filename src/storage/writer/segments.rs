@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::syncer::observed_sync;
 use super::{ALLOCATE_AHEAD, Core};
 use crate::storage::StorageError;
 use crate::storage::segment;
@@ -50,9 +51,7 @@ impl Core {
             // The old segment's last writes are synced in the background
             // (`SyncPolicy::Every`), before any sync of the next one.
             if let Err(old) = self.syncer.start(self.active_id, old) {
-                self.cfg
-                    .disk
-                    .sync_data(&old)
+                observed_sync(&self.cfg.disk, self.cfg.fsync_observer.as_ref(), &old)
                     .map_err(|e| StorageError::Write(format!("fsync: {e}")))?;
             }
         }

@@ -28,6 +28,21 @@ struct Job {
     file: File,
 }
 
+/// `fdatasync` of `file`, its duration given to `observer` (every sync of
+/// a log is counted in its histogram, wherever it is made).
+pub(super) fn observed_sync(
+    disk: &Disk,
+    observer: Option<&FsyncObserver>,
+    file: &File,
+) -> io::Result<()> {
+    let started = Instant::now();
+    let result = disk.sync_data(file);
+    if let Some(observe) = observer {
+        observe(started.elapsed());
+    }
+    result
+}
+
 pub(super) struct Syncer {
     disk: Disk,
     observer: Option<FsyncObserver>,
@@ -69,11 +84,7 @@ impl Syncer {
                 .name("log-syncer".into())
                 .spawn(move || {
                     for Job { segment, file } in rx {
-                        let started = Instant::now();
-                        let result = disk.sync_data(&file);
-                        if let Some(observe) = &observer {
-                            observe(started.elapsed());
-                        }
+                        let result = observed_sync(&disk, observer.as_ref(), &file);
                         drop(file);
                         if tx.send(Synced { segment, result }).is_err() {
                             return;
