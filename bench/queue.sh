@@ -194,7 +194,7 @@ log "drained $backlog_profiles in ${drain_secs}s from the sink's start, ${sendin
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 verdict() { awk -v v="$1" -v l="$2" -v op="$3" 'BEGIN { ok = (op == "ge") ? v >= l : v <= l; print ok ? "met" : "MISSED" }'; }
 pinning="unpinned"
-[[ -z $RELAY_CPUS$LOAD_CPUS ]] || pinning="relays on CPUs ${RELAY_CPUS:-any}, wrk, oha and the sink on ${LOAD_CPUS:-any}"
+[[ -z $RELAY_CPUS$LOAD_CPUS ]] || pinning="relays on CPUs ${RELAY_CPUS:-any}; wrk, oha and the sink on ${LOAD_CPUS:-any}"
 echo "Run on $(date -u '+%Y-%m-%d %H:%M') UTC, commit \`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores ($pinning); $ROUNDS rounds × ${DURATION} s, medians; /ingest 10 KB ($BODY_BYTES bytes), 64 connections; queue \`max_in_flight = $QUEUE_MAX_IN_FLIGHT\`; errors (wrk, oha): $errors."
 echo
 echo "| figure | measured | target | |"

@@ -116,6 +116,12 @@ fn under_sync_always_every_acknowledgement_waits_for_a_sync_of_its_own() {
     assert!(synced >= 20.0, "20 acknowledgements, {synced} fsyncs");
     let m = always.metrics();
     assert!(metric(&m, "pyroscope_write_queue_fsync_duration_seconds_sum", &[]) > 0.0);
+    let delivered = backend.wait_delivered(20, Duration::from_secs(10));
+    assert_eq!(
+        by_seq(&delivered).len(),
+        20,
+        "all delivered under \"always\""
+    );
     drop(always);
 
     let port = free_port();
@@ -130,7 +136,8 @@ fn under_sync_always_every_acknowledgement_waits_for_a_sync_of_its_own() {
         synced < 20.0,
         "20 acknowledgements under sync = \"1h\", {synced} fsyncs"
     );
-    backend.wait_delivered(40, Duration::from_secs(10));
+    let delivered = backend.wait_delivered(40, Duration::from_secs(10));
+    assert_eq!(delivered.len(), 40, "all delivered under \"1h\" too");
 }
 
 #[test]
